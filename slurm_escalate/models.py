@@ -176,6 +176,9 @@ class Policy:
     max_level: int | None = None  # None: top of the ladder
     max_resubmits: int = 3
     source: str | None = None  # path of the YAML file, for messages
+    # "step": one rung per failure; "skip": an OOM jumps straight to the lowest rung
+    # whose memory has headroom over the measured MaxRSS (see classify.skip_target_level).
+    escalation: str = "step"
 
     @property
     def top_level(self) -> int:

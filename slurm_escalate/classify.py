@@ -1,0 +1,175 @@
+"""Pure classification of one finished attempt, and the decision what to do next.
+
+Slurm spreads the truth over several sacct rows: the job row can say FAILED or
+even COMPLETED while the ``batch`` step says OUT_OF_MEMORY, and an OOM kill
+shows up as ExitCode ``0:125`` rather than as a state on some versions. So an
+OOM on any row wins; everything else follows the job row, which is what the
+user sees in ``squeue``/``sacct`` and what Slurm itself acts on.
+"""
+
+from __future__ import annotations
+
+from slurm_escalate.models import (
+    DEFAULT_STATE_HANDLING,
+    Action,
+    Classification,
+    Decision,
+    FailureKind,
+    Policy,
+    SacctRow,
+    SlurmState,
+    TaskProgress,
+    TaskRecord,
+    TaskState,
+)
+
+OOM_SIGNAL = 125  # Slurm reports a cgroup OOM kill as ExitCode 0:125
+SKIP_HEADROOM = 0.2
+
+_JOB_STATE_KINDS: dict[SlurmState, FailureKind] = {
+    SlurmState.COMPLETED: FailureKind.COMPLETED,
+    SlurmState.TIMEOUT: FailureKind.TIMEOUT,
+    SlurmState.DEADLINE: FailureKind.DEADLINE,
+    SlurmState.PREEMPTED: FailureKind.PREEMPTED,
+    SlurmState.NODE_FAIL: FailureKind.NODE_FAIL,
+    SlurmState.BOOT_FAIL: FailureKind.BOOT_FAIL,
+    SlurmState.CANCELLED: FailureKind.CANCELLED,
+    SlurmState.FAILED: FailureKind.FAILED,
+    SlurmState.REVOKED: FailureKind.FAILED,
+    SlurmState.SPECIAL_EXIT: FailureKind.FAILED,
+    SlurmState.OUT_OF_MEMORY: FailureKind.OUT_OF_MEMORY,
+}
+
+
+def _is_oom(row: SacctRow) -> bool:
+    return row.state is SlurmState.OUT_OF_MEMORY or row.exit_signal == OOM_SIGNAL
+
+
+def _code(row: SacctRow) -> str:
+    return f"{row.exit_code}:{row.exit_signal}"
+
+
+def _exit_status(row: SacctRow) -> int:
+    """The exit status a shell would report: 128+N for death by signal N.
+
+    This is what makes ``exit_codes: {137: escalate}`` catch a task SIGKILLed by
+    a node's OOM killer (ExitCode ``0:9``) as well as a script that exits 137.
+    """
+    if row.exit_code == 0 and row.exit_signal:
+        return 128 + row.exit_signal
+    return row.exit_code
+
+
+def classify(record: TaskRecord, policy: Policy) -> Classification:
+    """What happened to this attempt, looking at the job row and all its step rows.
+
+    ``policy`` is accepted so that cluster-specific rules (extra OOM markers, say)
+    can be configured later without changing every caller.
+    """
+    job = record.job
+    rows = (job, *record.steps)
+    rss = [r.max_rss_kb for r in rows if r.max_rss_kb is not None]
+    max_rss = max(rss) if rss else None
+    if not job.state.is_final:
+        # A RUNNING job whose batch step already ended is still running (epilog, other steps).
+        return Classification(FailureKind.ACTIVE, None, job.state.value, max_rss)
+    oom_step = next((s for s in record.steps if _is_oom(s)), None)
+    if oom_step is not None:
+        reason = f"OUT_OF_MEMORY on step {oom_step.step} ({_code(oom_step)})"
+        return Classification(FailureKind.OUT_OF_MEMORY, job.exit_code, reason, max_rss)
+    if _is_oom(job):
+        reason = f"OUT_OF_MEMORY ({_code(job)})"
+        return Classification(FailureKind.OUT_OF_MEMORY, job.exit_code, reason, max_rss)
+    kind = _JOB_STATE_KINDS.get(job.state, FailureKind.FAILED)
+    if kind is FailureKind.FAILED:
+        status = _exit_status(job)
+        by_signal = job.exit_code == 0 and job.exit_signal
+        detail = f"signal {job.exit_signal}" if by_signal else f"exit {job.exit_code}"
+        return Classification(kind, status, f"{job.state.value} {detail}", max_rss)
+    if kind is FailureKind.CANCELLED:
+        return Classification(kind, job.exit_code, job.state_text or "CANCELLED", max_rss)
+    return Classification(kind, job.exit_code, job.state.value, max_rss)
+
+
+def action_for(c: Classification, policy: Policy) -> Action | None:
+    """The configured action for a final, unsuccessful attempt (None otherwise).
+
+    Exit-code rules only refine FAILED: a TIMEOUT's exit code is Slurm's doing,
+    not the program's, so it must not be reinterpreted.
+    """
+    if c.kind in (FailureKind.COMPLETED, FailureKind.ACTIVE):
+        return None
+    if c.kind is FailureKind.FAILED and c.exit_code in policy.exit_codes:
+        return policy.exit_codes[c.exit_code]
+    return policy.state_handling.get(c.kind, DEFAULT_STATE_HANDLING[c.kind])
+
+
+def _label(c: Classification) -> str:
+    if c.kind is FailureKind.FAILED and c.exit_code is not None:
+        return f"FAILED exit {c.exit_code}"
+    return c.kind.value
+
+
+def decide(c: Classification, progress: TaskProgress, policy: Policy) -> Decision | None:
+    """Turn a classification into the task's next state (None while still active).
+
+    ``progress.level`` is the level the classified attempt ran at, which also
+    covers chains that started above level 0. ``policy.top_level`` already
+    honours ``max_level``, so a lowered ceiling exhausts tasks earlier.
+    """
+    if c.kind is FailureKind.ACTIVE:
+        return None
+    if c.kind is FailureKind.COMPLETED:
+        return Decision(TaskState.COMPLETED, None, c.reason)
+    action = action_for(c, policy)
+    if action is Action.NO_RETRY:
+        state = TaskState.CANCELLED if c.kind is FailureKind.CANCELLED else TaskState.FAILED
+        return Decision(state, None, f"{c.reason} (not retried)")
+    level, top = progress.level, policy.top_level
+    if action is Action.ESCALATE:
+        if level >= top:
+            return Decision(TaskState.EXHAUSTED, None, f"{_label(c)} at top level {top}")
+        target = next_level(c, level, policy)
+        return Decision(TaskState.RETRY, target, f"{c.reason}: escalating to level {target}")
+    cap = policy.max_resubmits
+    if progress.resubmits_at_level >= cap:
+        reason = f"{_label(c)}: resubmit cap {cap} reached at level {level}"
+        return Decision(TaskState.EXHAUSTED, None, reason)
+    n = progress.resubmits_at_level + 1
+    return Decision(
+        TaskState.RETRY, level, f"{c.reason}: resubmitting at level {level} ({n}/{cap})"
+    )
+
+
+def next_level(c: Classification, level: int, policy: Policy) -> int:
+    """The level to escalate to from ``level`` (assumed below the top).
+
+    This is the seam for escalation strategies: ``step`` climbs one rung;
+    ``skip`` lets an OOM with a known MaxRSS jump past rungs that cannot fit it.
+    """
+    if policy.escalation == "skip" and c.kind is FailureKind.OUT_OF_MEMORY and c.max_rss_kb:
+        return skip_target_level(policy, level, c.max_rss_kb)
+    return min(level + 1, policy.top_level)
+
+
+def skip_target_level(
+    policy: Policy, level: int, max_rss_kb: int | None, headroom: float = SKIP_HEADROOM
+) -> int:
+    """The lowest level above ``level`` whose memory exceeds MaxRSS by ``headroom``.
+
+    sacct samples MaxRSS, so an OOM-killed attempt under-reports what it needed;
+    the headroom guards against landing on a rung that fails the same way. Rungs
+    without a memory setting cannot be judged and are passed over. Without a
+    usable MaxRSS, or without a ladder (a multiplier's sizes depend on the job),
+    this is a plain step; when no rung is big enough it is the top.
+    """
+    top = policy.top_level
+    step = min(level + 1, top)
+    if not max_rss_kb or not policy.levels:
+        return step
+    need_kb = max_rss_kb * (1 + headroom)
+    for candidate in range(level + 1, top + 1):
+        mem_mb = policy.levels[candidate].mem_mb
+        if mem_mb is not None and mem_mb * 1024 >= need_kb:
+            return candidate
+    return top
