@@ -1,0 +1,226 @@
+"""From a command line to a validated chain, and from a stored chain back to a monitor.
+
+Everything that can be wrong with the user's input is checked in ``prepare``,
+before the first sbatch: options, the script, the array spec, the ladder (its
+syntax and, against the live cluster, its partitions, memory and time). So a
+bad input costs a one-line error and leaves nothing half-submitted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from slurm_escalate.chain import Chain, TaskStatus
+from slurm_escalate.config import builtin_policy, check_against_cluster, load_policy
+from slurm_escalate.errors import StateError, UsageError
+from slurm_escalate.models import ClusterLimits, Level, Policy
+from slurm_escalate.monitor import Clock, Monitor
+from slurm_escalate.plan import PlanContext
+from slurm_escalate.sbatch_args import (
+    JobRequest,
+    array_spec,
+    load_script,
+    parse_sbatch_options,
+    read_directives,
+    requested_level,
+    split_command_line,
+)
+from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.store import ChainStore, new_chain_id
+
+LADDER_COPY = "ladder.yaml"
+DEFAULT_MIN_POLL = 30.0
+MAX_POLL_CAP = 600.0
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    config: str | None = None
+    start_level: int | None = None
+    max_level: int | None = None
+    max_resubmits: int | None = None
+    min_poll: float = DEFAULT_MIN_POLL
+    max_poll: float | None = None
+
+    @property
+    def effective_max_poll(self) -> float:
+        """Default: ten times the floor, at most ten minutes (300 s for the default floor)."""
+        if self.max_poll is not None:
+            return max(self.max_poll, self.min_poll)
+        return max(self.min_poll, min(MAX_POLL_CAP, self.min_poll * 10))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    request: JobRequest
+    policy: Policy
+    base: Level
+    indices: tuple[int, ...] | None  # None: not an array
+    throttle: int | None
+    limits: ClusterLimits
+    config_path: str | None
+
+
+def build_request(tokens: Sequence[str], cwd: str, script_file: str | None = None) -> JobRequest:
+    """Parse ``[SBATCH OPTIONS] SCRIPT [ARGS]``; ``script_file`` reads a saved copy instead."""
+    sbatch_tokens, script, script_args = split_command_line(tokens)
+    directives: tuple = ()
+    if script is not None:
+        text = load_script(script_file or script, cwd)
+        directives = read_directives(text)
+    return JobRequest(
+        sbatch_args=tuple(sbatch_tokens),
+        options=parse_sbatch_options(sbatch_tokens),
+        script=script,
+        script_args=tuple(script_args),
+        directives=directives,
+    )
+
+
+def apply_overrides(policy: Policy, opts: SubmitOptions) -> Policy:
+    top = policy.top_level
+    for name, value in (("--start-level", opts.start_level), ("--max-level", opts.max_level)):
+        if value is not None and not 0 <= value <= top:
+            raise UsageError(f"{name} {value} is outside the ladder (levels 0-{top})")
+    start = opts.start_level or 0
+    if opts.max_level is not None and opts.max_level < start:
+        raise UsageError(f"--max-level {opts.max_level} is below --start-level {start}")
+    if opts.max_resubmits is not None and opts.max_resubmits < 0:
+        raise UsageError(f"--max-resubmits must be 0 or more, got {opts.max_resubmits}")
+    if opts.min_poll <= 0:
+        raise UsageError(f"--min-poll must be positive, got {opts.min_poll:g}")
+    return replace(
+        policy,
+        start_level=start,
+        max_level=opts.max_level if opts.max_level is not None else policy.max_level,
+        max_resubmits=(
+            opts.max_resubmits if opts.max_resubmits is not None else policy.max_resubmits
+        ),
+    )
+
+
+def prepare(
+    tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd: str
+) -> Prepared:
+    request = build_request(tokens, cwd)
+    base = requested_level(request)
+    config_path = None
+    if opts.config is not None:
+        config_path = str(Path(cwd, opts.config)) if not os.path.isabs(opts.config) else opts.config
+        policy = replace(load_policy(config_path), source=opts.config)
+    else:
+        policy = builtin_policy(base.mem_mb, base.time_s)
+    policy = apply_overrides(policy, opts)
+    spec = array_spec(request)
+    if policy.levels:
+        check_against_cluster(policy, client.partitions())
+    limits = client.limits()
+    return Prepared(
+        request=request,
+        policy=policy,
+        base=base,
+        indices=spec.indices if spec else None,
+        throttle=spec.throttle if spec else None,
+        limits=limits,
+        config_path=config_path,
+    )
+
+
+def create_chain(
+    prepared: Prepared, opts: SubmitOptions, store: ChainStore, cwd: str, now: float
+) -> Chain:
+    """Write the new chain's directory: state, a copy of the script and of the ladder."""
+    request = prepared.request
+    chain = Chain(
+        chain_id=new_chain_id(now),
+        created_at=now,
+        cwd=cwd,
+        script=request.script,
+        script_copy=None,
+        sbatch_args=list(request.sbatch_args),
+        script_args=list(request.script_args),
+        config=opts.config,
+        start_level=prepared.policy.start_level,
+        max_level=prepared.policy.max_level,
+        max_resubmits=opts.max_resubmits,
+        min_poll=opts.min_poll,
+        max_poll=opts.effective_max_poll,
+        throttle=prepared.throttle,
+        is_array=prepared.indices is not None,
+        base=prepared.base,
+        tasks=[
+            TaskStatus(index=i, level=prepared.policy.start_level)
+            for i in (prepared.indices if prepared.indices is not None else (None,))
+        ],
+    )
+    directory = store.create(chain)
+    try:
+        if request.script is not None:
+            copy = directory / "script" / Path(request.script).name
+            copy.parent.mkdir()
+            shutil.copy2(Path(cwd, request.script), copy)
+            chain.script_copy = str(copy)
+        if prepared.config_path is not None:
+            shutil.copy2(prepared.config_path, directory / LADDER_COPY)
+    except OSError as e:
+        raise StateError(f"cannot copy the job into {directory}: {e.strerror}") from None
+    store.save(chain)
+    return chain
+
+
+def plan_context(chain: Chain, prepared: Prepared) -> PlanContext:
+    return PlanContext(
+        request=prepared.request,
+        policy=prepared.policy,
+        base=chain.base,
+        chain_id=chain.chain_id,
+        start_level=chain.start_level,
+        script_path=chain.script_copy,
+        throttle=chain.throttle,
+        is_array=chain.is_array,
+        max_array_size=prepared.limits.max_array_size,
+        initial_job_id=chain.initial_job_id,
+    )
+
+
+def reload(chain: Chain, store: ChainStore, client: SlurmClient) -> Prepared:
+    """Rebuild what the monitor needs from a stored chain (for ``resume``)."""
+    tokens = [*chain.sbatch_args, *([chain.script] if chain.script else []), *chain.script_args]
+    request = build_request(tokens, chain.cwd, script_file=chain.script_copy)
+    ladder = store.chain_dir(chain.chain_id) / LADDER_COPY
+    if chain.config is not None:
+        policy = replace(load_policy(ladder), source=chain.config)
+    else:
+        policy = builtin_policy(chain.base.mem_mb, chain.base.time_s)
+    opts = SubmitOptions(
+        start_level=chain.start_level, max_level=chain.max_level,
+        max_resubmits=chain.max_resubmits, min_poll=chain.min_poll,
+    )
+    return Prepared(
+        request=request,
+        policy=apply_overrides(policy, opts),
+        base=chain.base,
+        indices=None,
+        throttle=chain.throttle,
+        limits=client.limits(),
+        config_path=str(ladder) if chain.config else None,
+    )
+
+
+def make_monitor(
+    chain: Chain,
+    prepared: Prepared,
+    store: ChainStore,
+    client: SlurmClient,
+    environ: Mapping[str, str],
+    clock: Clock | None = None,
+    on_poll=None,
+) -> Monitor:
+    return Monitor(
+        chain, store, client, plan_context(chain, prepared),
+        environ=environ, clock=clock, on_poll=on_poll,
+    )

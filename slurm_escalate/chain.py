@@ -1,0 +1,193 @@
+"""The state of one chain: what was asked, what was submitted, where each task stands.
+
+This is the aggregate the monitor mutates and the store persists after every
+change. It is deliberately plain data with a JSON round trip (``to_dict`` /
+``from_dict``) so that ``status`` in another shell, a resumed monitor and a
+human with ``jq`` all read the same truth.
+
+Submissions are recorded twice: as an *intent* before ``sbatch`` runs and with
+the job id after it returns. A monitor killed between the two leaves an intent
+without a job id, which tells a later resume exactly which submission's fate
+is unknown instead of silently submitting it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from slurm_escalate.errors import StateError
+from slurm_escalate.models import ChainState, Level, TaskState
+
+SCHEMA_VERSION = 1
+
+
+class SubmissionStatus(str, Enum):
+    INTENT = "INTENT"  # recorded, sbatch not known to have returned
+    SUBMITTED = "SUBMITTED"  # sbatch returned a job id
+    REFUSED = "REFUSED"  # sbatch exited non-zero: nothing was submitted
+    UNKNOWN = "UNKNOWN"  # sbatch timed out or died: it may or may not have submitted
+
+
+@dataclass
+class Attempt:
+    """One run of one task: which submission carried it and how it ended."""
+
+    job_id: str  # the submission's job id; an array task is ``<job_id>_<index>``
+    level: int
+    submission: int  # Submission.seq
+    outcome: str | None = None  # FailureKind value once final
+    exit_code: int | None = None
+    reason: str = ""
+    max_rss_kb: int | None = None
+
+
+@dataclass
+class TaskStatus:
+    index: int | None  # None: the single task of a non-array job
+    state: TaskState = TaskState.PENDING
+    level: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+    resubmits_at_level: int = 0
+    target_level: int | None = None  # set while state is RETRY
+    exit_code: int | None = None
+    reason: str = ""
+
+    @property
+    def current(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def task_job_id(self, attempt: Attempt) -> str:
+        return attempt.job_id if self.index is None else f"{attempt.job_id}_{self.index}"
+
+
+@dataclass
+class Submission:
+    seq: int
+    level: int
+    attempt: int
+    indices: str | None  # compressed index spec (no throttle); None for a non-array job
+    array: str | None  # the --array value passed to sbatch, throttle included
+    args: list[str]  # argv after "sbatch --parsable"
+    intent_at: float
+    status: SubmissionStatus = SubmissionStatus.INTENT
+    job_id: str | None = None
+    submitted_at: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Chain:
+    chain_id: str
+    created_at: float
+    cwd: str
+    script: str | None  # as the user typed it (None with --wrap)
+    script_copy: str | None  # the snapshot every attempt runs
+    sbatch_args: list[str]  # the user's sbatch options, verbatim
+    script_args: list[str]
+    config: str | None  # the ladder file as given; a copy is kept in the chain directory
+    start_level: int = 0
+    max_level: int | None = None
+    max_resubmits: int | None = None  # None: the ladder's setting
+    min_poll: float = 30.0
+    max_poll: float = 300.0
+    throttle: int | None = None
+    is_array: bool = True
+    base: Level = field(default_factory=Level)  # what the user asked for
+    state: ChainState = ChainState.RUNNING
+    tasks: list[TaskStatus] = field(default_factory=list)
+    submissions: list[Submission] = field(default_factory=list)
+    finished_at: float | None = None
+    version: int = SCHEMA_VERSION
+
+    @property
+    def initial_job_id(self) -> str | None:
+        first = next((s for s in self.submissions if s.job_id), None)
+        return first.job_id if first else None
+
+    def task(self, index: int | None) -> TaskStatus:
+        for t in self.tasks:
+            if t.index == index:
+                return t
+        raise KeyError(index)
+
+    def unfinished_job_ids(self) -> list[str]:
+        """Job ids that still carry a task not yet classified final, oldest first."""
+        ids: dict[str, None] = {}
+        for t in self.tasks:
+            if not t.state.is_final and t.state is not TaskState.RETRY and t.current:
+                ids[t.current.job_id] = None
+        return sorted(ids, key=_job_sort_key)
+
+    def counts(self) -> dict[TaskState, int]:
+        out: dict[TaskState, int] = {}
+        for t in self.tasks:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def final_state(self) -> ChainState:
+        """COMPLETED when every task completed, FAILED when all are final otherwise."""
+        if any(not t.state.is_final for t in self.tasks):
+            return ChainState.RUNNING
+        if all(t.state is TaskState.COMPLETED for t in self.tasks):
+            return ChainState.COMPLETED
+        return ChainState.FAILED
+
+
+def _job_sort_key(job_id: str) -> tuple[int, str]:
+    return (int(job_id), "") if job_id.isdigit() else (0, job_id)
+
+
+def to_dict(chain: Chain) -> dict[str, Any]:
+    """JSON-ready form; enums become their values."""
+    return _plain(asdict(chain))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def from_dict(data: Any, source: str = "state") -> Chain:
+    """Rebuild a Chain; anything malformed is a one-line StateError naming ``source``."""
+    try:
+        if not isinstance(data, dict):
+            raise TypeError("top level is not an object")
+        if data.get("version") != SCHEMA_VERSION:
+            raise ValueError(f"unsupported state version {data.get('version')!r}")
+        raw = dict(data)
+        base = raw.pop("base", {}) or {}
+        base["extra_args"] = tuple(base.get("extra_args", ()))
+        tasks = [_task(t) for t in raw.pop("tasks")]
+        subs = [_submission(s) for s in raw.pop("submissions")]
+        state = ChainState(raw.pop("state"))
+        return Chain(**raw, base=Level(**base), state=state, tasks=tasks, submissions=subs)
+    except (KeyError, TypeError, ValueError) as e:
+        raise StateError(f"{source}: corrupt chain state ({e})") from None
+
+
+def _task(raw: dict[str, Any]) -> TaskStatus:
+    raw = dict(raw)
+    attempts = [Attempt(**a) for a in raw.pop("attempts")]
+    return TaskStatus(
+        index=raw["index"],
+        state=TaskState(raw["state"]),
+        level=raw["level"],
+        attempts=attempts,
+        resubmits_at_level=raw.get("resubmits_at_level", 0),
+        target_level=raw.get("target_level"),
+        exit_code=raw.get("exit_code"),
+        reason=raw.get("reason", ""),
+    )
+
+
+def _submission(raw: dict[str, Any]) -> Submission:
+    raw = dict(raw)
+    raw["status"] = SubmissionStatus(raw["status"])
+    return Submission(**raw)

@@ -1,0 +1,338 @@
+"""Command line: ``sbatch_escalate`` and the ``slurm-escalate`` group.
+
+Each command builds its objects, makes one library call and renders the
+result. Every domain error becomes a single ``prog: error: ...`` line with the
+error's exit status (2 for bad input, 3 when Slurm refuses); no tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+from loguru import logger
+
+from slurm_escalate import app
+from slurm_escalate.chain import Chain
+from slurm_escalate.console import Console, add_file_sink
+from slurm_escalate.daemon import DetachError, detach
+from slurm_escalate.errors import EscalateError, UsageError
+from slurm_escalate.models import ChainState
+from slurm_escalate.monitor import Monitor
+from slurm_escalate.report import list_rows, status_json, summary
+from slurm_escalate.sbatch_args import build_sbatch_args
+from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.store import ChainStore
+
+EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE, EXIT_SLURM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+OWN_OPTIONS = {
+    "--config", "--detached", "--max-level", "--start-level", "--max-resubmits",
+    "--min-poll", "--max-poll", "--dry-run", "--parsable", "--verbose", "--quiet",
+}
+
+SUBMIT_HELP = """Submit a job (array) and move failed tasks up a resource ladder until done.
+
+\b
+Usage is sbatch's, with this tool's options first:
+  sbatch_escalate [OWN OPTIONS] [SBATCH OPTIONS...] SCRIPT [SCRIPT ARGS...]
+
+\b
+Examples:
+  sbatch_escalate --config ladder.yaml --array 0-99 job.sbatch
+  sbatch_escalate --detached --config ladder.yaml --array 0-99%10 job.sbatch in.txt
+  chain=$(sbatch_escalate --parsable --detached --mem 2G -t 1:00:00 job.sbatch)
+  sbatch_escalate --dry-run --config ladder.yaml -p day job.sbatch
+
+\b
+Resources: your --mem/--time/--partition (command line or #SBATCH) apply.
+With --config, the start level supplies mem, time, partition (and any other
+key it sets) unless you gave that option on the command line; higher levels
+always use the ladder's values. Without --config, each escalation doubles
+memory and time from what the job asked for, at most 4 times.
+
+\b
+Exit status: 0 all tasks completed; 1 some task FAILED, EXHAUSTED or
+CANCELLED; 2 usage or config error (nothing submitted); 3 Slurm refused
+the first submission; 130 monitoring interrupted (jobs keep running).
+
+Note: -v, -q and -h are this tool's; use sbatch's long forms --qos, --verbose.
+"""
+
+
+class CliError(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _domain_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EscalateError as e:
+            raise CliError(str(e), e.exit_code) from None
+        except DetachError as e:
+            raise CliError(str(e), EXIT_SLURM) from None
+
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+CONTEXT = {
+    "help_option_names": ["-h", "--help"],
+    "ignore_unknown_options": True,
+    "allow_interspersed_args": False,
+}
+
+
+@click.command("submit", context_settings=CONTEXT, help=SUBMIT_HELP)
+@click.option("--config", metavar="FILE", help="Ladder YAML (levels, state_handling).")
+@click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
+@click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
+@click.option("--start-level", type=int, metavar="N", help="Ladder level of the first attempt.")
+@click.option("--max-resubmits", type=int, metavar="N", help="Cap on same-level resubmissions.")
+@click.option("--min-poll", type=float, default=app.DEFAULT_MIN_POLL, show_default=True,
+              metavar="SECONDS", help="Floor of the poll interval.")
+@click.option("--max-poll", type=float, metavar="SECONDS",
+              help="Ceiling of the poll interval [default: 10 x --min-poll, at most 600].")
+@click.option("--dry-run", is_flag=True, help="Validate and print the sbatch command only.")
+@click.option("--parsable", is_flag=True, help="Print only the chain id on stdout.")
+@click.option("-v", "--verbose", count=True, help="More output (every poll).")
+@click.option("-q", "--quiet", count=True, help="Only warnings and the summary.")
+@click.argument("sbatch_args", nargs=-1, type=click.UNPROCESSED)
+@_domain_errors
+def submit(sbatch_args: tuple[str, ...], detached: bool, dry_run: bool, parsable: bool,
+           verbose: int, quiet: int, **own: Any) -> int:
+    opts = app.SubmitOptions(**own)
+    tokens = list(sbatch_args)
+    _reject_late_own_options(tokens)
+    verbosity = verbose - quiet
+    client = SlurmClient()
+    store = ChainStore()
+    cwd = os.getcwd()
+    prepared = app.prepare(tokens, opts, client, cwd)
+    if dry_run:
+        return _dry_run(prepared)
+    chain = app.create_chain(prepared, opts, store, cwd, time.time())
+    log_path = str(store.log_path(chain.chain_id))
+    file_sink = add_file_sink(log_path)
+    out = sys.stderr if parsable else sys.stdout
+    console = Console(out, verbosity, live=False if detached else None)
+    console.attach()
+    logger.info(f"chain {chain.chain_id}: {shlex.join(['sbatch_escalate', *tokens])} (in {cwd})")
+    with store.lock(chain.chain_id):
+        monitor = app.make_monitor(chain, prepared, store, client, os.environ)
+        job_id = monitor.start()
+    if parsable:
+        click.echo(chain.chain_id)
+        sys.stdout.flush()
+    if detached:
+        console.detach()
+        logger.remove(file_sink)
+        pid = detach(lambda stop: _daemon_main(monitor, store, log_path, stop), cwd=cwd)
+        info = f"chain {chain.chain_id}: job {job_id}, monitor pid {pid}, log {log_path}"
+        click.echo(info, err=parsable)
+        return EXIT_OK
+    if not parsable:
+        click.echo(f"chain {chain.chain_id}: job {job_id}; log {log_path}")
+    return _foreground(monitor, store, console, log_path)
+
+
+def _reject_late_own_options(tokens: Sequence[str]) -> None:
+    for token in tokens:
+        if token == "--" or not token.startswith("-"):
+            return
+        if token.split("=", 1)[0] in OWN_OPTIONS:
+            raise UsageError(f"{token.split('=', 1)[0]} must come before any sbatch option")
+
+
+def _dry_run(prepared: app.Prepared) -> int:
+    from slurm_escalate.plan import resources_for
+
+    policy = prepared.policy
+    args = build_sbatch_args(
+        prepared.request,
+        resources_for(policy, policy.start_level, prepared.base),
+        array=None,
+        keep_user_resources=True,
+        open_mode_append=False,
+    )
+    click.echo(shlex.join(["sbatch", "--parsable", *args]))
+    return EXIT_OK
+
+
+def _foreground(monitor: Monitor, store: ChainStore, console: Console, log_path: str) -> int:
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+
+    monitor.on_poll = console.on_poll
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        with store.lock(monitor.chain.chain_id):
+            state = monitor.run(stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        console.finish()
+    return _finish(monitor.chain, state, console, log_path, interrupted=stop.is_set())
+
+
+def _finish(chain: Chain, state: ChainState, console: Console, log_path: str,
+            interrupted: bool) -> int:
+    if interrupted and state is ChainState.RUNNING:
+        logger.warning(
+            f"stopped monitoring chain {chain.chain_id}; its jobs keep running. "
+            f"Pick up again with: slurm-escalate resume {chain.chain_id}"
+        )
+        return EXIT_INTERRUPTED
+    text = summary(chain, time.time(), log_path)
+    for line in text.splitlines():
+        logger.log("INFO" if state is ChainState.COMPLETED else "WARNING", line)
+    return EXIT_OK if state is ChainState.COMPLETED else EXIT_TASKS_FAILED
+
+
+def _daemon_main(monitor: Monitor, store: ChainStore, log_path: str,
+                 stop: threading.Event) -> int:  # pragma: no cover - runs in the daemon
+    logger.remove()
+    add_file_sink(log_path)
+    logger.info(f"monitor daemon started, pid {os.getpid()}")
+    with store.lock(monitor.chain.chain_id):
+        state = monitor.run(stop)
+    if stop.is_set() and state is ChainState.RUNNING:
+        logger.warning("monitor stopped by signal; the jobs keep running")
+        return EXIT_INTERRUPTED
+    for line in summary(monitor.chain, time.time()).splitlines():
+        logger.info(line)
+    return EXIT_OK if state is ChainState.COMPLETED else EXIT_TASKS_FAILED
+
+
+@click.command("resume", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("chain_ref", metavar="CHAIN")
+@click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
+@click.option("-v", "--verbose", count=True)
+@click.option("-q", "--quiet", count=True)
+@_domain_errors
+def resume(chain_ref: str, detached: bool, verbose: int, quiet: int) -> int:
+    """Start monitoring CHAIN again after Ctrl-C or a stopped daemon."""
+    store = ChainStore()
+    chain = store.load(chain_ref)
+    if chain.state is not ChainState.RUNNING:
+        click.echo(summary(chain, time.time()))
+        return EXIT_OK if chain.state is ChainState.COMPLETED else EXIT_TASKS_FAILED
+    unsure = [s.seq for s in chain.submissions if s.job_id is None and s.status.value in ("INTENT", "UNKNOWN")]
+    if unsure:
+        raise CliError(
+            f"chain {chain.chain_id}: submission {unsure[0]} was interrupted inside sbatch; "
+            "check squeue before resuming", EXIT_USAGE)
+    client = SlurmClient()
+    prepared = app.reload(chain, store, client)
+    log_path = str(store.log_path(chain.chain_id))
+    monitor = app.make_monitor(chain, prepared, store, client, os.environ)
+    if detached:
+        pid = detach(lambda stop: _daemon_main(monitor, store, log_path, stop), cwd=chain.cwd)
+        click.echo(f"chain {chain.chain_id}: monitor pid {pid}, log {log_path}")
+        return EXIT_OK
+    add_file_sink(log_path)
+    console = Console(sys.stdout, verbose - quiet)
+    console.attach()
+    logger.info(f"resuming chain {chain.chain_id}")
+    return _foreground(monitor, store, console, log_path)
+
+
+@click.command("status", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("chain_ref", metavar="CHAIN")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_domain_errors
+def status(chain_ref: str, as_json: bool) -> int:
+    """Show where every task of CHAIN stands (id, unique prefix or suffix)."""
+    store = ChainStore()
+    chain = store.load(chain_ref)
+    log_path = str(store.log_path(chain.chain_id))
+    if as_json:
+        info = store.monitor_info(chain.chain_id)
+        monitor = None if info is None else {
+            "host": info[0], "pid": info[1], "alive": store.monitor_alive(chain.chain_id)}
+        click.echo(json.dumps(status_json(chain, log_path, monitor), indent=2))
+    else:
+        click.echo(summary(chain, time.time(), log_path))
+    return EXIT_OK
+
+
+@click.command("list", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_domain_errors
+def list_chains(as_json: bool) -> int:
+    """List the chains under the state directory, newest last."""
+    store = ChainStore()
+    rows = []
+    for chain_id in store.chain_ids():
+        try:
+            chain = store.load(chain_id)
+        except EscalateError as e:
+            click.echo(f"warning: {e}", err=True)
+            continue
+        alive = store.monitor_alive(chain_id)
+        rows.append((chain, {True: "running", False: "-", None: "elsewhere"}[alive]))
+    if as_json:
+        click.echo(json.dumps([
+            {"chain_id": c.chain_id, "state": c.state.value, "script": c.script,
+             "tasks": len(c.tasks), "counts": {k.value: v for k, v in c.counts().items()},
+             "monitor": m, "log_file": str(store.log_path(c.chain_id))}
+            for c, m in rows], indent=2))
+    else:
+        for line in list_rows(rows):
+            click.echo(line)
+    return EXIT_OK
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """slurm-escalate: Slurm job arrays whose failed tasks climb a resource ladder.
+
+    \b
+    Examples:
+      slurm-escalate submit --config ladder.yaml --array 0-99 job.sbatch
+      slurm-escalate list
+      slurm-escalate status 20261122-101500-ab12 --json
+    """
+
+
+cli.add_command(submit)
+cli.add_command(list_chains)
+cli.add_command(status)
+cli.add_command(resume)
+
+
+def _run(command: click.Command, prog: str, args: Sequence[str] | None = None) -> None:
+    logger.remove()  # loguru's default stderr sink; each command adds its own
+    try:
+        rv = command.main(args=args, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as e:
+        click.echo(f"{prog}: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def sbatch_escalate_main() -> None:
+    _run(submit, "sbatch_escalate")
+
+
+def main() -> None:
+    _run(cli, "slurm-escalate")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

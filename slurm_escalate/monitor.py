@@ -1,0 +1,335 @@
+"""The monitor: one poll = one sacct call → classify → decide → resubmit → record.
+
+All judgement lives in pure functions (classify, decide, plan_group,
+next_poll_interval); this class only sequences them around the two side
+effects, the Slurm client and the store. State is saved after every change
+and around every sbatch (intent before, job id after), so a monitor killed at
+any point loses nothing that already happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from loguru import logger
+
+from slurm_escalate.arrayspec import compress
+from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.classify import classify, decide
+from slurm_escalate.errors import EscalateError, SlurmCommandError
+from slurm_escalate.interval import next_poll_interval
+from slurm_escalate.models import (
+    ChainState,
+    Classification,
+    FailureKind,
+    SlurmState,
+    TaskProgress,
+    TaskRecord,
+    TaskState,
+)
+from slurm_escalate.plan import (
+    PlanContext,
+    PlannedSubmission,
+    chain_env,
+    group_retries,
+    plan_group,
+    resources_for,
+    submission_env,
+)
+from slurm_escalate.sbatch_args import build_sbatch_args, effective
+from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.store import ChainStore
+from slurm_escalate.units import parse_mem_mb
+
+MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
+_RUNNING_STATES = {SlurmState.RUNNING, SlurmState.COMPLETING, SlurmState.SUSPENDED}
+
+
+class FirstSubmissionRefused(EscalateError):
+    exit_code = 3
+
+
+class Clock:
+    """Wall time and interruptible waiting; tests substitute a fast-forward clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        return stop.wait(seconds)
+
+
+@dataclass
+class PollReport:
+    changed: bool
+    interval: float
+    failures: int
+
+
+class Monitor:
+    def __init__(
+        self,
+        chain: Chain,
+        store: ChainStore,
+        client: SlurmClient,
+        ctx: PlanContext,
+        *,
+        environ: Mapping[str, str],
+        clock: Clock | None = None,
+        on_poll: Callable[[Chain, PollReport], None] | None = None,
+    ) -> None:
+        self.chain = chain
+        self.store = store
+        self.client = client
+        self.ctx = ctx
+        self.policy = ctx.policy
+        self.environ = dict(environ)
+        self.clock = clock or Clock()
+        self.on_poll = on_poll
+        self.log = logger.bind(chain=chain.chain_id)
+        self._refusals: dict[tuple[int, int], int] = {}
+        self._deadlines: list[float] = []
+
+    # ----------------------------------------------------------------- submit
+    def start(self) -> str:
+        """Submit the first attempt of every task; FirstSubmissionRefused if sbatch says no.
+
+        The first submission keeps the user's own ``--array`` (throttle included)
+        verbatim; only resubmissions write their own.
+        """
+        level = self.chain.start_level
+        indices = tuple(t.index for t in self.chain.tasks if t.index is not None)
+        args = build_sbatch_args(
+            self.ctx.request,
+            resources_for(self.policy, level, self.ctx.base),
+            array=None,
+            keep_user_resources=True,
+            open_mode_append=False,
+            script_path=self.ctx.script_path,
+        )
+        env = tuple(sorted(chain_env(self.chain.chain_id, level, 1, None).items()))
+        plan = PlannedSubmission(
+            level,
+            1,
+            indices if self.chain.is_array else None,
+            effective(self.ctx.request, "array") if self.chain.is_array else None,
+            tuple(args),
+            env,
+        )
+        try:
+            sub = self._submit(plan)
+        except SlurmCommandError as e:
+            self.chain.state = ChainState.FAILED
+            self.chain.finished_at = self.clock.now()
+            self.store.save(self.chain)
+            raise FirstSubmissionRefused(f"sbatch refused the job: {e.stderr or e}") from None
+        assert sub.job_id is not None
+        return sub.job_id
+
+    def _submit(self, plan: PlannedSubmission) -> Submission:
+        """Record the intent, run sbatch, record the outcome; raises SlurmCommandError."""
+        sub = Submission(
+            seq=len(self.chain.submissions) + 1,
+            level=plan.level,
+            attempt=plan.attempt,
+            indices=compress(plan.indices) if plan.indices else None,
+            array=plan.array,
+            args=list(plan.args),
+            intent_at=self.clock.now(),
+        )
+        self.chain.submissions.append(sub)
+        self.store.save(self.chain)
+        env = submission_env(self.environ, plan.env)
+        try:
+            job_id = self.client.submit(plan.args, env=env, cwd=self.chain.cwd)
+        except SlurmCommandError as e:
+            refused = e.returncode is not None
+            sub.status = SubmissionStatus.REFUSED if refused else SubmissionStatus.UNKNOWN
+            sub.error = (e.stderr or str(e)).splitlines()[-1] if (e.stderr or str(e)) else str(e)
+            self.store.save(self.chain)
+            raise
+        sub.status, sub.job_id, sub.submitted_at = SubmissionStatus.SUBMITTED, job_id, self.clock.now()
+        for index in plan.indices if plan.indices is not None else (None,):
+            task = self.chain.task(index)
+            same = bool(task.attempts) and task.level == plan.level
+            task.resubmits_at_level = task.resubmits_at_level + 1 if same else 0
+            task.level = plan.level
+            task.attempts.append(Attempt(job_id=job_id, level=plan.level, submission=sub.seq))
+            task.state, task.target_level = TaskState.PENDING, None
+        self.store.save(self.chain)
+        what = f"array {plan.array or sub.indices}" if self.chain.is_array else "job"
+        self.log.info(
+            f"submitted {what} at level {plan.level} (attempt {plan.attempt}) as job {job_id}"
+        )
+        if self.ctx.initial_job_id is None:
+            self.ctx = replace(self.ctx, initial_job_id=job_id)
+        return sub
+
+    def _resubmit(self, retries: list[TaskStatus]) -> None:
+        triples = [(t.index, t.target_level, len(t.attempts) + 1) for t in retries]
+        for (level, attempt), indices in group_retries(triples).items():  # type: ignore[arg-type]
+            for plan in plan_group(self.ctx, level, attempt, indices):
+                try:
+                    self._submit(plan)
+                    self._refusals.pop((level, attempt), None)
+                except SlurmCommandError as e:
+                    self._submission_failed(plan, e)
+
+    def _submission_failed(self, plan: PlannedSubmission, e: SlurmCommandError) -> None:
+        key = (plan.level, plan.attempt)
+        self._refusals[key] = self._refusals.get(key, 0) + 1
+        detail = (e.stderr or str(e)).splitlines()[-1] if (e.stderr or str(e)) else str(e)
+        uncertain = e.returncode is None
+        give_up = uncertain or self._refusals[key] >= MAX_REFUSALS
+        self.log.warning(f"resubmission at level {plan.level} failed: {detail}")
+        if not give_up:
+            return
+        reason = (
+            f"sbatch did not answer ({detail}); the resubmission may exist: check squeue"
+            if uncertain
+            else f"sbatch refused the resubmission {self._refusals[key]} times: {detail}"
+        )
+        for index in plan.indices if plan.indices is not None else (None,):
+            task = self.chain.task(index)
+            task.state, task.reason, task.target_level = TaskState.FAILED, reason, None
+        self.store.save(self.chain)
+
+    # ------------------------------------------------------------------- poll
+    def poll_once(self) -> bool:
+        """One sacct call for every unfinished job; returns whether anything changed."""
+        job_ids = self.chain.unfinished_job_ids()
+        records = self.client.query(job_ids) if job_ids else []
+        by_key = {(r.array_job_id, r.index): r for r in records}
+        now = self.clock.now()
+        self._deadlines = []
+        changed = False
+        retries: list[TaskStatus] = []
+        for task in self.chain.tasks:
+            if task.state is TaskState.RETRY:
+                retries.append(task)
+                continue
+            if task.state.is_final or task.current is None:
+                continue
+            record = by_key.get((task.current.job_id, task.index))
+            if record is None:
+                continue  # not in sacct yet: still pending
+            changed |= self._observe(task, record, now, retries)
+        if retries:
+            self._resubmit(retries)
+            changed = True
+        final = self.chain.final_state()
+        if final is not ChainState.RUNNING and self.chain.state is ChainState.RUNNING:
+            self.chain.state, self.chain.finished_at = final, now
+            changed = True
+        if changed:
+            self.store.save(self.chain)
+        return changed
+
+    def _observe(
+        self, task: TaskStatus, record: TaskRecord, now: float, retries: list[TaskStatus]
+    ) -> bool:
+        c = classify(record, self.policy)
+        if c.kind is FailureKind.ACTIVE:
+            running = record.job.state in _RUNNING_STATES
+            if running and record.job.start and record.job.timelimit_s:
+                self._deadlines.append(_epoch(record.job.start) + record.job.timelimit_s)
+            new = TaskState.RUNNING if running else TaskState.PENDING
+            if new is task.state:
+                return False
+            task.state = new
+            return True
+        self._learn_base(record)
+        attempt = task.current
+        assert attempt is not None
+        attempt.outcome, attempt.exit_code = c.kind.value, c.exit_code
+        attempt.reason, attempt.max_rss_kb = c.reason, c.max_rss_kb
+        progress = TaskProgress(task.level, len(task.attempts), task.resubmits_at_level)
+        decision = decide(c, progress, self.policy)
+        assert decision is not None
+        task.exit_code, task.reason = c.exit_code, decision.reason
+        name = task.task_job_id(attempt)
+        if decision.task_state is TaskState.RETRY and self._same_resources(task, decision.target_level):
+            task.state = TaskState.EXHAUSTED
+            task.reason = f"{c.reason}: resources already at their cap"
+        elif decision.task_state is TaskState.RETRY:
+            task.state, task.target_level = TaskState.RETRY, decision.target_level
+            retries.append(task)
+        else:
+            task.state = decision.task_state
+        self._log_outcome(name, task, c)
+        return True
+
+    def _same_resources(self, task: TaskStatus, target: int | None) -> bool:
+        """An escalation that changes nothing (a multiplier at its caps) cannot help."""
+        if target is None or target == task.level or self.policy.levels:
+            return False
+        return resources_for(self.policy, target, self.ctx.base) == resources_for(
+            self.policy, task.level, self.ctx.base
+        )
+
+    def _learn_base(self, record: TaskRecord) -> None:
+        """Without a ladder, grow from what Slurm granted when the user asked for nothing."""
+        if self.policy.levels:
+            return
+        base = self.ctx.base
+        mem, time_s = base.mem_mb, base.time_s
+        if mem is None and record.job.req_mem:
+            try:
+                mem = parse_mem_mb(record.job.req_mem.rstrip("nc"))
+            except ValueError:
+                mem = None
+        if time_s is None and record.job.timelimit_s:
+            time_s = record.job.timelimit_s
+        if (mem, time_s) != (base.mem_mb, base.time_s):
+            self.ctx = replace(self.ctx, base=replace(base, mem_mb=mem, time_s=time_s))
+            self.chain.base = self.ctx.base
+
+    def _log_outcome(self, name: str, task: TaskStatus, c: Classification) -> None:
+        if task.state is TaskState.COMPLETED:
+            self.log.info(f"task {name} COMPLETED at level {task.level}")
+        elif task.state is TaskState.RETRY:
+            self.log.warning(f"task {name} {task.reason}")
+        else:
+            self.log.error(f"task {name} {task.state.value}: {task.reason}")
+
+    # ------------------------------------------------------------------- loop
+    def run(self, stop: threading.Event) -> ChainState:
+        """Poll until every task is final or ``stop`` is set; returns the chain state."""
+        quiet = failures = 0
+        while self.chain.state is ChainState.RUNNING:
+            try:
+                changed = self.poll_once()
+                failures = 0
+            except SlurmCommandError as e:
+                failures += 1
+                changed = False
+                self.log.warning(f"Slurm query failed ({e}); backing off")
+            quiet = 0 if changed else quiet + 1
+            interval = next_poll_interval(
+                now=self.clock.now(),
+                running_deadlines=self._deadlines,
+                quiet_polls=quiet,
+                failures=failures,
+                min_poll=self.chain.min_poll,
+                max_poll=self.chain.max_poll,
+            )
+            if self.on_poll:
+                self.on_poll(self.chain, PollReport(changed, interval, failures))
+            if self.chain.state is not ChainState.RUNNING:
+                break
+            self.log.debug(f"next poll in {interval:.0f}s")
+            if self.clock.wait(stop, interval):
+                break
+        return self.chain.state
+
+
+def _epoch(iso: str) -> float:
+    """sacct prints local time without a zone, e.g. 2026-11-22T03:01:02."""
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return 0.0

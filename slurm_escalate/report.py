@@ -1,0 +1,151 @@
+"""Pure renderers of a chain: the status JSON, the text summary, the live view."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from slurm_escalate.chain import Chain, SubmissionStatus, TaskStatus
+from slurm_escalate.models import TaskState
+
+_ORDER = [
+    TaskState.PENDING,
+    TaskState.RUNNING,
+    TaskState.RETRY,
+    TaskState.COMPLETED,
+    TaskState.FAILED,
+    TaskState.EXHAUSTED,
+    TaskState.CANCELLED,
+]
+_PROBLEMS = (TaskState.FAILED, TaskState.EXHAUSTED, TaskState.CANCELLED)
+
+
+def status_json(chain: Chain, log_file: str | None = None, monitor: Any = None) -> dict[str, Any]:
+    """The documented ``status --json`` shape (stable keys; more may be added)."""
+    return {
+        "chain_id": chain.chain_id,
+        "state": chain.state.value,
+        "script": chain.script,
+        "script_args": chain.script_args,
+        "sbatch_args": chain.sbatch_args,
+        "cwd": chain.cwd,
+        "config": chain.config,
+        "created_at": _iso(chain.created_at),
+        "finished_at": _iso(chain.finished_at),
+        "log_file": log_file,
+        "monitor": monitor,
+        "counts": {s.value: n for s, n in _counts(chain).items()},
+        "tasks": [_task_json(t) for t in chain.tasks],
+        "submissions": [
+            {
+                "job_id": s.job_id,
+                "level": s.level,
+                "attempt": s.attempt,
+                "array": s.array if s.array is not None else s.indices,
+                "indices": s.indices,
+                "status": s.status.value,
+                "submitted_at": _iso(s.submitted_at),
+                "error": s.error,
+            }
+            for s in chain.submissions
+        ],
+    }
+
+
+def _task_json(t: TaskStatus) -> dict[str, Any]:
+    return {
+        "index": t.index,
+        "state": t.state.value,
+        "level": t.level,
+        "attempts": len(t.attempts),
+        "job_ids": [t.task_job_id(a) for a in t.attempts],
+        "exit_code": t.exit_code,
+        "reason": t.reason,
+        "history": [
+            {"job_id": t.task_job_id(a), "level": a.level, "outcome": a.outcome,
+             "exit_code": a.exit_code, "reason": a.reason, "max_rss_kb": a.max_rss_kb}
+            for a in t.attempts
+        ],
+    }
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts).isoformat(timespec="seconds")
+
+
+def _counts(chain: Chain) -> dict[TaskState, int]:
+    c = chain.counts()
+    return {s: c[s] for s in _ORDER if c.get(s)}
+
+
+def counts_line(chain: Chain) -> str:
+    return "  ".join(f"{s.value.lower()} {n}" for s, n in _counts(chain).items())
+
+
+def levels_line(chain: Chain) -> str:
+    by_level = Counter(t.level for t in chain.tasks if not t.state.is_final)
+    done = Counter(t.level for t in chain.tasks if t.state is TaskState.COMPLETED)
+    levels = sorted(set(by_level) | set(done))
+    return "  ".join(f"L{lv}: {by_level.get(lv, 0)} active/{done.get(lv, 0)} done" for lv in levels)
+
+
+def resubmissions(chain: Chain) -> int:
+    return sum(1 for s in chain.submissions[1:] if s.status is SubmissionStatus.SUBMITTED)
+
+
+def elapsed(chain: Chain, now: float) -> str:
+    end = chain.finished_at or now
+    secs = int(max(0, end - chain.created_at))
+    h, rest = divmod(secs, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
+
+
+def live_block(chain: Chain, now: float, next_poll: float | None) -> list[str]:
+    """A few lines for a terminal (tmux): counts by state and level, resubmissions, time."""
+    nxt = f"  next poll in {next_poll:.0f}s" if next_poll is not None else ""
+    return [
+        f"chain {chain.chain_id}  {chain.state.value}  elapsed {elapsed(chain, now)}{nxt}",
+        f"  tasks {len(chain.tasks)}: {counts_line(chain)}",
+        f"  levels  {levels_line(chain)}",
+        f"  submissions {len(chain.submissions)} (resubmissions {resubmissions(chain)})",
+    ]
+
+
+def summary(chain: Chain, now: float, log_file: str | None = None) -> str:
+    """The end-of-chain story: totals, then every task that did not complete."""
+    lines = [
+        f"chain {chain.chain_id} {chain.state.value} after {elapsed(chain, now)}: "
+        f"{len(chain.tasks)} task(s), {counts_line(chain)}; "
+        f"{resubmissions(chain)} resubmission(s)",
+    ]
+    escalated = [t for t in chain.tasks if t.state is TaskState.COMPLETED and t.level > 0]
+    if escalated:
+        lines.append(f"  {len(escalated)} task(s) completed after escalation")
+    problems = [t for t in chain.tasks if t.state in _PROBLEMS]
+    if problems:
+        lines.append("  not completed:")
+        lines.append(f"    {'task':<14} {'state':<10} {'level':>5} {'tries':>5} {'exit':>5}  reason")
+        for t in problems:
+            name = t.task_job_id(t.current) if t.current else str(t.index)
+            code = "" if t.exit_code is None else str(t.exit_code)
+            lines.append(
+                f"    {name:<14} {t.state.value:<10} {t.level:>5} {len(t.attempts):>5} {code:>5}  {t.reason}"
+            )
+    if log_file:
+        lines.append(f"  log: {log_file}")
+    return "\n".join(lines)
+
+
+def list_rows(chains: list[tuple[Chain, str]]) -> list[str]:
+    """One line per chain for ``slurm-escalate list``; the str is the monitor's liveness."""
+    out = [f"{'CHAIN':<22} {'STATE':<10} {'TASKS':>6} {'DONE':>6} {'BAD':>5} {'MONITOR':<9} SCRIPT"]
+    for chain, monitor in chains:
+        c = chain.counts()
+        bad = sum(c.get(s, 0) for s in _PROBLEMS)
+        out.append(
+            f"{chain.chain_id:<22} {chain.state.value:<10} {len(chain.tasks):>6} "
+            f"{c.get(TaskState.COMPLETED, 0):>6} {bad:>5} {monitor:<9} {chain.script or '--wrap'}"
+        )
+    return out

@@ -1,0 +1,200 @@
+"""Chain state on disk.
+
+Layout, under ``$SLURM_ESCALATE_HOME`` or ``${XDG_STATE_HOME:-~/.local/state}/slurm-escalate``::
+
+    chains/<chain-id>/state.json     the Chain, rewritten whole on every change
+    chains/<chain-id>/monitor.log    the monitor's story (loguru)
+    chains/<chain-id>/monitor.lock   held (fcntl.lockf) by the one monitor driving the chain
+    chains/<chain-id>/monitor.pid    "<host> <pid>" of that monitor, for humans and `list`
+    chains/<chain-id>/ladder.yaml    the ladder as it was at submission
+    chains/<chain-id>/script/<name>  the job script as it was at submission
+
+Why this shape:
+- Every write goes to a temporary file in the same directory, is fsynced, then
+  renamed over ``state.json``. Rename is atomic on local filesystems and on NFS
+  (it is a single server-side operation), so a reader in another shell, or on
+  another login node, sees the old state or the new one, never half of one, and
+  a monitor killed mid-write loses nothing that was already recorded.
+- ``lockf`` takes a POSIX record lock, which NFSv3 (through lockd) and NFSv4
+  honour across hosts, unlike ``flock`` on older clients. It dies with the
+  process, so a crashed monitor never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from slurm_escalate.chain import Chain, from_dict, to_dict
+from slurm_escalate.errors import StateError
+
+STATE_FILE = "state.json"
+LOG_FILE = "monitor.log"
+LOCK_FILE = "monitor.lock"
+PID_FILE = "monitor.pid"
+
+
+def default_home(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("SLURM_ESCALATE_HOME"):
+        return Path(env["SLURM_ESCALATE_HOME"]).expanduser()
+    xdg = env.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+    return Path(xdg) / "slurm-escalate"
+
+
+def new_chain_id(now: float) -> str:
+    """Sortable, unique without coordination, short enough to type: ``20261122-153012-a1b2``."""
+    stamp = datetime.fromtimestamp(now).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+class ChainStore:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home if home is not None else default_home()
+        self.chains_dir = self.home / "chains"
+
+    def chain_dir(self, chain_id: str) -> Path:
+        return self.chains_dir / chain_id
+
+    def log_path(self, chain_id: str) -> Path:
+        return self.chain_dir(chain_id) / LOG_FILE
+
+    def create(self, chain: Chain) -> Path:
+        """Make the chain's directory (must be new) and write its first state."""
+        try:
+            self.chains_dir.mkdir(parents=True, exist_ok=True)
+            path = self.chain_dir(chain.chain_id)
+            path.mkdir()
+        except FileExistsError:
+            raise StateError(f"chain {chain.chain_id} already exists") from None
+        except OSError as e:
+            raise StateError(f"cannot create state directory {self.chains_dir}: {e.strerror}") from None
+        self.save(chain)
+        return path
+
+    def save(self, chain: Chain) -> None:
+        path = self.chain_dir(chain.chain_id) / STATE_FILE
+        text = json.dumps(to_dict(chain), indent=1, sort_keys=True)
+        _atomic_write(path, text)
+
+    def load(self, chain_ref: str) -> Chain:
+        chain_id = self.resolve(chain_ref)
+        path = self.chain_dir(chain_id) / STATE_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise StateError(f"chain {chain_id}: no state file {path}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise StateError(f"chain {chain_id}: cannot read {path}: {e}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise StateError(f"{path}: corrupt chain state (invalid JSON at line {e.lineno})") from None
+        return from_dict(data, str(path))
+
+    def resolve(self, chain_ref: str) -> str:
+        """A full chain id, or a unique prefix or suffix of one."""
+        if not chain_ref or "/" in chain_ref or chain_ref.startswith("."):
+            raise StateError(f"not a chain id: {chain_ref!r}")
+        ids = self.chain_ids()
+        if chain_ref in ids:
+            return chain_ref
+        matches = [c for c in ids if c.startswith(chain_ref) or c.endswith(chain_ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise StateError(f"no chain {chain_ref!r} under {self.chains_dir}")
+        raise StateError(f"chain {chain_ref!r} is ambiguous: {', '.join(matches[:5])}")
+
+    def chain_ids(self) -> list[str]:
+        try:
+            return sorted(
+                p.name for p in self.chains_dir.iterdir() if (p / STATE_FILE).is_file()
+            )
+        except FileNotFoundError:
+            return []
+
+    def monitor_info(self, chain_id: str) -> tuple[str, int] | None:
+        """(host, pid) of the monitor that last claimed the chain, if its pid file says so."""
+        try:
+            host, pid = (self.chain_dir(chain_id) / PID_FILE).read_text().split()
+            return host, int(pid)
+        except (OSError, ValueError):
+            return None
+
+    def monitor_alive(self, chain_id: str) -> bool | None:
+        """True/False when the monitor ran on this host; None when it ran elsewhere."""
+        info = self.monitor_info(chain_id)
+        if info is None:
+            return False
+        host, pid = info
+        if host != socket.gethostname():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    @contextmanager
+    def lock(self, chain_id: str, wait_s: float = 5.0) -> Iterator[None]:
+        """Hold the chain's monitor lock, or raise StateError naming the holder."""
+        directory = self.chain_dir(chain_id)
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EACCES, errno.EAGAIN):
+                        raise StateError(f"cannot lock chain {chain_id}: {e.strerror}") from None
+                    if time.monotonic() >= deadline:
+                        who = self.monitor_info(chain_id)
+                        holder = f" (host {who[0]}, pid {who[1]})" if who else ""
+                        raise StateError(
+                            f"chain {chain_id} is already being monitored{holder}"
+                        ) from None
+                    time.sleep(0.1)
+            _atomic_write(directory / PID_FILE, f"{socket.gethostname()} {os.getpid()}\n")
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise StateError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
