@@ -103,9 +103,7 @@ def apply_overrides(policy: Policy, opts: SubmitOptions) -> Policy:
     )
 
 
-def prepare(
-    tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd: str
-) -> Prepared:
+def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd: str) -> Prepared:
     request = build_request(tokens, cwd)
     base = requested_level(request)
     config_path = None
@@ -197,8 +195,10 @@ def reload(chain: Chain, store: ChainStore, client: SlurmClient) -> Prepared:
     else:
         policy = builtin_policy(chain.base.mem_mb, chain.base.time_s)
     opts = SubmitOptions(
-        start_level=chain.start_level, max_level=chain.max_level,
-        max_resubmits=chain.max_resubmits, min_poll=chain.min_poll,
+        start_level=chain.start_level,
+        max_level=chain.max_level,
+        max_resubmits=chain.max_resubmits,
+        min_poll=chain.min_poll,
     )
     return Prepared(
         request=request,
@@ -221,6 +221,11 @@ def make_monitor(
     on_poll=None,
 ) -> Monitor:
     return Monitor(
-        chain, store, client, plan_context(chain, prepared),
-        environ=environ, clock=clock, on_poll=on_poll,
+        chain,
+        store,
+        client,
+        plan_context(chain, prepared),
+        environ=environ,
+        clock=clock,
+        on_poll=on_poll,
     )

@@ -34,8 +34,17 @@ from slurm_escalate.store import ChainStore
 
 EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE, EXIT_SLURM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 OWN_OPTIONS = {
-    "--config", "--detached", "--max-level", "--start-level", "--max-resubmits",
-    "--min-poll", "--max-poll", "--dry-run", "--parsable", "--verbose", "--quiet",
+    "--config",
+    "--detached",
+    "--max-level",
+    "--start-level",
+    "--max-resubmits",
+    "--min-poll",
+    "--max-poll",
+    "--dry-run",
+    "--parsable",
+    "--verbose",
+    "--quiet",
 }
 
 SUBMIT_HELP = """Submit a job (array) and move failed tasks up a resource ladder until done.
@@ -99,18 +108,35 @@ CONTEXT = {
 @click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
 @click.option("--start-level", type=int, metavar="N", help="Ladder level of the first attempt.")
 @click.option("--max-resubmits", type=int, metavar="N", help="Cap on same-level resubmissions.")
-@click.option("--min-poll", type=float, default=app.DEFAULT_MIN_POLL, show_default=True,
-              metavar="SECONDS", help="Floor of the poll interval.")
-@click.option("--max-poll", type=float, metavar="SECONDS",
-              help="Ceiling of the poll interval [default: 10 x --min-poll, at most 600].")
+@click.option(
+    "--min-poll",
+    type=float,
+    default=app.DEFAULT_MIN_POLL,
+    show_default=True,
+    metavar="SECONDS",
+    help="Floor of the poll interval.",
+)
+@click.option(
+    "--max-poll",
+    type=float,
+    metavar="SECONDS",
+    help="Ceiling of the poll interval [default: 10 x --min-poll, at most 600].",
+)
 @click.option("--dry-run", is_flag=True, help="Validate and print the sbatch command only.")
 @click.option("--parsable", is_flag=True, help="Print only the chain id on stdout.")
 @click.option("-v", "--verbose", count=True, help="More output (every poll).")
 @click.option("-q", "--quiet", count=True, help="Only warnings and the summary.")
 @click.argument("sbatch_args", nargs=-1, type=click.UNPROCESSED)
 @_domain_errors
-def submit(sbatch_args: tuple[str, ...], detached: bool, dry_run: bool, parsable: bool,
-           verbose: int, quiet: int, **own: Any) -> int:
+def submit(
+    sbatch_args: tuple[str, ...],
+    detached: bool,
+    dry_run: bool,
+    parsable: bool,
+    verbose: int,
+    quiet: int,
+    **own: Any,
+) -> int:
     opts = app.SubmitOptions(**own)
     tokens = list(sbatch_args)
     _reject_late_own_options(tokens)
@@ -188,8 +214,9 @@ def _foreground(monitor: Monitor, store: ChainStore, console: Console, log_path:
     return _finish(monitor.chain, state, console, log_path, interrupted=stop.is_set())
 
 
-def _finish(chain: Chain, state: ChainState, console: Console, log_path: str,
-            interrupted: bool) -> int:
+def _finish(
+    chain: Chain, state: ChainState, console: Console, log_path: str, interrupted: bool
+) -> int:
     if interrupted and state is ChainState.RUNNING:
         logger.warning(
             f"stopped monitoring chain {chain.chain_id}; its jobs keep running. "
@@ -202,8 +229,9 @@ def _finish(chain: Chain, state: ChainState, console: Console, log_path: str,
     return EXIT_OK if state is ChainState.COMPLETED else EXIT_TASKS_FAILED
 
 
-def _daemon_main(monitor: Monitor, store: ChainStore, log_path: str,
-                 stop: threading.Event) -> int:  # pragma: no cover - runs in the daemon
+def _daemon_main(
+    monitor: Monitor, store: ChainStore, log_path: str, stop: threading.Event
+) -> int:  # pragma: no cover - runs in the daemon
     logger.remove()
     add_file_sink(log_path)
     logger.info(f"monitor daemon started, pid {os.getpid()}")
@@ -230,11 +258,17 @@ def resume(chain_ref: str, detached: bool, verbose: int, quiet: int) -> int:
     if chain.state is not ChainState.RUNNING:
         click.echo(summary(chain, time.time()))
         return EXIT_OK if chain.state is ChainState.COMPLETED else EXIT_TASKS_FAILED
-    unsure = [s.seq for s in chain.submissions if s.job_id is None and s.status.value in ("INTENT", "UNKNOWN")]
+    unsure = [
+        s.seq
+        for s in chain.submissions
+        if s.job_id is None and s.status.value in ("INTENT", "UNKNOWN")
+    ]
     if unsure:
         raise CliError(
             f"chain {chain.chain_id}: submission {unsure[0]} was interrupted inside sbatch; "
-            "check squeue before resuming", EXIT_USAGE)
+            "check squeue before resuming",
+            EXIT_USAGE,
+        )
     client = SlurmClient()
     prepared = app.reload(chain, store, client)
     log_path = str(store.log_path(chain.chain_id))
@@ -261,8 +295,11 @@ def status(chain_ref: str, as_json: bool) -> int:
     log_path = str(store.log_path(chain.chain_id))
     if as_json:
         info = store.monitor_info(chain.chain_id)
-        monitor = None if info is None else {
-            "host": info[0], "pid": info[1], "alive": store.monitor_alive(chain.chain_id)}
+        monitor = (
+            None
+            if info is None
+            else {"host": info[0], "pid": info[1], "alive": store.monitor_alive(chain.chain_id)}
+        )
         click.echo(json.dumps(status_json(chain, log_path, monitor), indent=2))
     else:
         click.echo(summary(chain, time.time(), log_path))
@@ -285,11 +322,23 @@ def list_chains(as_json: bool) -> int:
         alive = store.monitor_alive(chain_id)
         rows.append((chain, {True: "running", False: "-", None: "elsewhere"}[alive]))
     if as_json:
-        click.echo(json.dumps([
-            {"chain_id": c.chain_id, "state": c.state.value, "script": c.script,
-             "tasks": len(c.tasks), "counts": {k.value: v for k, v in c.counts().items()},
-             "monitor": m, "log_file": str(store.log_path(c.chain_id))}
-            for c, m in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "chain_id": c.chain_id,
+                        "state": c.state.value,
+                        "script": c.script,
+                        "tasks": len(c.tasks),
+                        "counts": {k.value: v for k, v in c.counts().items()},
+                        "monitor": m,
+                        "log_file": str(store.log_path(c.chain_id)),
+                    }
+                    for c, m in rows
+                ],
+                indent=2,
+            )
+        )
     else:
         for line in list_rows(rows):
             click.echo(line)

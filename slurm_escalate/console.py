@@ -35,6 +35,7 @@ class Console:
         self.live = stream.isatty() if live is None else live
         self._drawn = 0
         self._sink: int | None = None
+        self._last: tuple[Chain, PollReport] | None = None
 
     def attach(self) -> None:
         fmt = "{time:HH:mm:ss} {message}" if self.live else LOG_FORMAT
@@ -57,7 +58,9 @@ class Console:
             self._clear()
             self._redraw()
         elif report.changed and self.level != "WARNING":
-            self.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} STATUS  {counts_line(chain)}\n")
+            self.stream.write(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} STATUS  {counts_line(chain)}\n"
+            )
             self.stream.flush()
 
     def finish(self) -> None:
@@ -71,7 +74,7 @@ class Console:
             self._drawn = 0
 
     def _redraw(self) -> None:
-        last = getattr(self, "_last", None)
+        last = self._last
         if not self.live or last is None:
             return
         chain, report = last

@@ -36,11 +36,26 @@ class SlurmCommandError(EscalateError):
 
     exit_code = 3
 
-    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int | None,
+        stderr: str,
+        *,
+        timed_out: bool = False,
+    ) -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr.strip()
-        rc = "timed out" if returncode is None else f"exited {returncode}"
+        # Only a timeout leaves the outcome open: sbatch may have submitted before it hung.
+        # A command that could not start, or exited non-zero, did nothing.
+        self.timed_out = timed_out
+        if timed_out:
+            rc = "timed out"
+        elif returncode is None:
+            rc = "could not run"
+        else:
+            rc = f"exited {returncode}"
         detail = f": {self.stderr.splitlines()[-1]}" if self.stderr else ""
         super().__init__(f"{self.argv[0]} {rc}{detail}")
 

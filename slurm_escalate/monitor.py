@@ -20,7 +20,7 @@ from loguru import logger
 from slurm_escalate.arrayspec import compress
 from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
 from slurm_escalate.classify import classify, decide
-from slurm_escalate.errors import EscalateError, SlurmCommandError
+from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
 from slurm_escalate.interval import next_poll_interval
 from slurm_escalate.models import (
     ChainState,
@@ -45,6 +45,7 @@ from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore
 from slurm_escalate.units import parse_mem_mb
 
+VANISHED_POLLS = 3  # polls a task may be missing from its visible array before it counts as gone
 MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
 _RUNNING_STATES = {SlurmState.RUNNING, SlurmState.COMPLETING, SlurmState.SUSPENDED}
 
@@ -92,6 +93,7 @@ class Monitor:
         self.on_poll = on_poll
         self.log = logger.bind(chain=chain.chain_id)
         self._refusals: dict[tuple[int, int], int] = {}
+        self._absent: dict[int | None, int] = {}
         self._deadlines: list[float] = []
 
     # ----------------------------------------------------------------- submit
@@ -126,7 +128,11 @@ class Monitor:
             self.chain.state = ChainState.FAILED
             self.chain.finished_at = self.clock.now()
             self.store.save(self.chain)
-            raise FirstSubmissionRefused(f"sbatch refused the job: {e.stderr or e}") from None
+            if e.timed_out:
+                raise FirstSubmissionRefused(
+                    f"sbatch did not answer ({_last_line(e)}); the job may exist: check squeue"
+                ) from None
+            raise FirstSubmissionRefused(f"sbatch refused the job: {_last_line(e)}") from None
         assert sub.job_id is not None
         return sub.job_id
 
@@ -146,13 +152,20 @@ class Monitor:
         env = submission_env(self.environ, plan.env)
         try:
             job_id = self.client.submit(plan.args, env=env, cwd=self.chain.cwd)
+        except SlurmParseError as e:  # sbatch said something unexpected: it may have submitted
+            sub.status, sub.error = SubmissionStatus.UNKNOWN, str(e)
+            self.store.save(self.chain)
+            raise SlurmCommandError(["sbatch"], None, str(e), timed_out=True) from None
         except SlurmCommandError as e:
-            refused = e.returncode is not None
-            sub.status = SubmissionStatus.REFUSED if refused else SubmissionStatus.UNKNOWN
-            sub.error = (e.stderr or str(e)).splitlines()[-1] if (e.stderr or str(e)) else str(e)
+            sub.status = SubmissionStatus.UNKNOWN if e.timed_out else SubmissionStatus.REFUSED
+            sub.error = _last_line(e)
             self.store.save(self.chain)
             raise
-        sub.status, sub.job_id, sub.submitted_at = SubmissionStatus.SUBMITTED, job_id, self.clock.now()
+        sub.status, sub.job_id, sub.submitted_at = (
+            SubmissionStatus.SUBMITTED,
+            job_id,
+            self.clock.now(),
+        )
         for index in plan.indices if plan.indices is not None else (None,):
             task = self.chain.task(index)
             same = bool(task.attempts) and task.level == plan.level
@@ -182,8 +195,8 @@ class Monitor:
     def _submission_failed(self, plan: PlannedSubmission, e: SlurmCommandError) -> None:
         key = (plan.level, plan.attempt)
         self._refusals[key] = self._refusals.get(key, 0) + 1
-        detail = (e.stderr or str(e)).splitlines()[-1] if (e.stderr or str(e)) else str(e)
-        uncertain = e.returncode is None
+        detail = _last_line(e)
+        uncertain = e.timed_out
         give_up = uncertain or self._refusals[key] >= MAX_REFUSALS
         self.log.warning(f"resubmission at level {plan.level} failed: {detail}")
         if not give_up:
@@ -204,6 +217,7 @@ class Monitor:
         job_ids = self.chain.unfinished_job_ids()
         records = self.client.query(job_ids) if job_ids else []
         by_key = {(r.array_job_id, r.index): r for r in records}
+        jobs_seen = {r.array_job_id for r in records}
         now = self.clock.now()
         self._deadlines = []
         changed = False
@@ -216,7 +230,9 @@ class Monitor:
                 continue
             record = by_key.get((task.current.job_id, task.index))
             if record is None:
-                continue  # not in sacct yet: still pending
+                changed |= self._missing(task, task.current.job_id in jobs_seen)
+                continue
+            self._absent.pop(task.index, None)
             changed |= self._observe(task, record, now, retries)
         if retries:
             self._resubmit(retries)
@@ -228,6 +244,23 @@ class Monitor:
         if changed:
             self.store.save(self.chain)
         return changed
+
+    def _missing(self, task: TaskStatus, job_visible: bool) -> bool:
+        """A task sacct does not show is pending, unless its array is visible without it.
+
+        sacct lists a pending array as one ``123_[...]`` row; a task cancelled
+        while pending silently drops out of it. Only after ``VANISHED_POLLS``
+        polls in a row (so a row in transit is not mistaken for it) is it CANCELLED.
+        """
+        if not job_visible:
+            return False
+        count = self._absent[task.index] = self._absent.get(task.index, 0) + 1
+        if count < VANISHED_POLLS:
+            return False
+        task.state = TaskState.CANCELLED
+        task.reason = "vanished from sacct while pending (cancelled before it started)"
+        self.log.error(f"task {task.task_job_id(task.current)} CANCELLED: {task.reason}")  # type: ignore[arg-type]
+        return True
 
     def _observe(
         self, task: TaskStatus, record: TaskRecord, now: float, retries: list[TaskStatus]
@@ -252,7 +285,9 @@ class Monitor:
         assert decision is not None
         task.exit_code, task.reason = c.exit_code, decision.reason
         name = task.task_job_id(attempt)
-        if decision.task_state is TaskState.RETRY and self._same_resources(task, decision.target_level):
+        if decision.task_state is TaskState.RETRY and self._same_resources(
+            task, decision.target_level
+        ):
             task.state = TaskState.EXHAUSTED
             task.reason = f"{c.reason}: resources already at their cap"
         elif decision.task_state is TaskState.RETRY:
@@ -333,3 +368,9 @@ def _epoch(iso: str) -> float:
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         return 0.0
+
+
+def _last_line(e: SlurmCommandError) -> str:
+    """sbatch's own last word (``sbatch: error: ...``) is what the user needs to see."""
+    text = (e.stderr or str(e)).strip()
+    return text.splitlines()[-1] if text else str(e)

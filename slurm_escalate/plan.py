@@ -54,7 +54,9 @@ def chain_env(
     return env
 
 
-def submission_env(base: Mapping[str, str], chain_vars: Iterable[tuple[str, str]]) -> dict[str, str]:
+def submission_env(
+    base: Mapping[str, str], chain_vars: Iterable[tuple[str, str]]
+) -> dict[str, str]:
     """``base`` without variables of any enclosing chain, plus this chain's."""
     ours = (ENV_INITIAL_JOB_ID, ENV_LONGRUN_INITIAL_JOB_ID)
     env = {k: v for k, v in base.items() if not k.startswith("SLURM_ESCALATE_") and k not in ours}
@@ -114,7 +116,9 @@ def plan_group(
     return plans
 
 
-def group_retries(retries: Iterable[tuple[int | None, int, int]]) -> dict[tuple[int, int], list[int | None]]:
+def group_retries(
+    retries: Iterable[tuple[int | None, int, int]],
+) -> dict[tuple[int, int], list[int | None]]:
     """(index, level, attempt) triples grouped by (level, attempt), in a stable order."""
     groups: dict[tuple[int, int], list[int | None]] = {}
     for index, level, attempt in retries:

@@ -63,8 +63,14 @@ def _task_json(t: TaskStatus) -> dict[str, Any]:
         "exit_code": t.exit_code,
         "reason": t.reason,
         "history": [
-            {"job_id": t.task_job_id(a), "level": a.level, "outcome": a.outcome,
-             "exit_code": a.exit_code, "reason": a.reason, "max_rss_kb": a.max_rss_kb}
+            {
+                "job_id": t.task_job_id(a),
+                "level": a.level,
+                "outcome": a.outcome,
+                "exit_code": a.exit_code,
+                "reason": a.reason,
+                "max_rss_kb": a.max_rss_kb,
+            }
             for a in t.attempts
         ],
     }
@@ -126,13 +132,14 @@ def summary(chain: Chain, now: float, log_file: str | None = None) -> str:
     problems = [t for t in chain.tasks if t.state in _PROBLEMS]
     if problems:
         lines.append("  not completed:")
-        lines.append(f"    {'task':<14} {'state':<10} {'level':>5} {'tries':>5} {'exit':>5}  reason")
+        lines.append(
+            f"    {'task':<14} {'state':<10} {'level':>5} {'tries':>5} {'exit':>5}  reason"
+        )
         for t in problems:
             name = t.task_job_id(t.current) if t.current else str(t.index)
             code = "" if t.exit_code is None else str(t.exit_code)
-            lines.append(
-                f"    {name:<14} {t.state.value:<10} {t.level:>5} {len(t.attempts):>5} {code:>5}  {t.reason}"
-            )
+            cells = f"{name:<14} {t.state.value:<10} {t.level:>5} {len(t.attempts):>5} {code:>5}"
+            lines.append(f"    {cells}  {t.reason}")
     if log_file:
         lines.append(f"  log: {log_file}")
     return "\n".join(lines)

@@ -77,7 +77,9 @@ class ChainStore:
         except FileExistsError:
             raise StateError(f"chain {chain.chain_id} already exists") from None
         except OSError as e:
-            raise StateError(f"cannot create state directory {self.chains_dir}: {e.strerror}") from None
+            raise StateError(
+                f"cannot create state directory {self.chains_dir}: {e.strerror}"
+            ) from None
         self.save(chain)
         return path
 
@@ -98,7 +100,9 @@ class ChainStore:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise StateError(f"{path}: corrupt chain state (invalid JSON at line {e.lineno})") from None
+            raise StateError(
+                f"{path}: corrupt chain state (invalid JSON at line {e.lineno})"
+            ) from None
         return from_dict(data, str(path))
 
     def resolve(self, chain_ref: str) -> str:
@@ -117,9 +121,7 @@ class ChainStore:
 
     def chain_ids(self) -> list[str]:
         try:
-            return sorted(
-                p.name for p in self.chains_dir.iterdir() if (p / STATE_FILE).is_file()
-            )
+            return sorted(p.name for p in self.chains_dir.iterdir() if (p / STATE_FILE).is_file())
         except FileNotFoundError:
             return []
 

@@ -1,0 +1,143 @@
+"""SlurmClient: the handful of Slurm calls the tool makes, with their rules.
+
+* ``submit`` never retries: if sbatch timed out after the controller accepted
+  the job, a retry would submit it twice.
+* ``query`` makes exactly one sacct call however many ids it is given, so a
+  poll costs one round trip to slurmdbd.
+* Read-only calls (sacct, scontrol) do not retry either; the poll loop simply
+  asks again next round.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+from slurm_escalate.errors import SlurmCommandError
+from slurm_escalate.models import ClusterLimits, PartitionInfo, TaskRecord
+from slurm_escalate.slurm.parse import (
+    SACCT_FIELDS,
+    group_task_records,
+    parse_cluster_limits,
+    parse_partitions,
+    parse_sacct,
+    parse_sbatch_parsable,
+)
+from slurm_escalate.slurm.runner import CommandResult, CommandRunner, SubprocessRunner
+
+# What may go into --jobs=/scancel: a job id, or one task of an array. Anything
+# else (a comma, a space, a leading '-') would change the command's meaning.
+_JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
+
+
+class SlurmClient:
+    """Submit, query and cancel jobs through a CommandRunner."""
+
+    def __init__(
+        self,
+        runner: CommandRunner | None = None,
+        *,
+        submit_timeout: float = 120.0,
+        query_timeout: float = 120.0,
+        control_timeout: float = 30.0,
+    ) -> None:
+        self.runner: CommandRunner = runner if runner is not None else SubprocessRunner()
+        self.submit_timeout = submit_timeout
+        self.query_timeout = query_timeout
+        self.control_timeout = control_timeout
+        self._limits: ClusterLimits | None = None
+
+    def submit(
+        self,
+        sbatch_args: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> str:
+        """Run ``sbatch --parsable <sbatch_args>`` and return the job id.
+
+        ``sbatch_args`` is options, then the script path, then script
+        arguments, passed byte for byte. ``env`` is sbatch's complete
+        environment (sbatch exports it into the job by default), ``None``
+        inherits ours. A timeout raises SlurmCommandError and is *not*
+        retried: the job may exist, so the caller must look before resubmitting.
+        """
+        argv = ["sbatch", "--parsable", *sbatch_args]
+        result = self.runner.run(argv, timeout=self.submit_timeout, env=env, cwd=cwd)
+        _check(result)
+        return parse_sbatch_parsable(result.stdout)
+
+    def query(self, job_ids: Sequence[str]) -> list[TaskRecord]:
+        """All task records of ``job_ids``, from one sacct call.
+
+        Pass array job ids (``123``) rather than task ids (``123_4``): sacct
+        does not find a task that is still pending inside the array's
+        ``123_[...]`` record by its task id.
+
+        No ``--duplicates``: without it sacct shows only the newest record of
+        each job id, which is the attempt we care about (earlier REQUEUED runs
+        are hidden). No ``--starttime``: with ``--jobs`` sacct searches from the
+        epoch (``sacct -v`` says "from Epoch 0"), so old jobs are found.
+        ``SLURM_TIME_FORMAT=standard`` pins Start/End to ISO text whatever the
+        user's environment says.
+        """
+        ids = _checked_ids(job_ids)
+        if not ids:
+            return []
+        argv = [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            f"--format={','.join(SACCT_FIELDS)}",
+            f"--jobs={','.join(ids)}",
+        ]
+        env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
+        result = self.runner.run(argv, timeout=self.query_timeout, env=env)
+        _check(result)
+        return group_task_records(parse_sacct(result.stdout))
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """``scancel`` the given jobs (one call). Already-finished jobs are not an error
+        to scancel (it exits 0 for them), so a non-zero exit is raised."""
+        ids = _checked_ids(job_ids)
+        if not ids:
+            return
+        _check(self.runner.run(["scancel", *ids], timeout=self.control_timeout))
+
+    def partitions(self) -> dict[str, PartitionInfo]:
+        """Partitions by name, including hidden ones (``--all``) a user may still use."""
+        part = self.runner.run(
+            ["scontrol", "--all", "--oneliner", "show", "partition"],
+            timeout=self.control_timeout,
+        )
+        _check(part)
+        node = self.runner.run(
+            ["scontrol", "--all", "--oneliner", "show", "node"], timeout=self.control_timeout
+        )
+        _check(node)
+        return parse_partitions(part.stdout, node.stdout)
+
+    def limits(self) -> ClusterLimits:
+        """Array limits from ``scontrol show config``, fetched once per client."""
+        if self._limits is None:
+            result = self.runner.run(["scontrol", "show", "config"], timeout=self.control_timeout)
+            _check(result)
+            self._limits = parse_cluster_limits(result.stdout)
+        return self._limits
+
+
+def _check(result: CommandResult) -> None:
+    if result.returncode != 0:
+        raise SlurmCommandError(result.argv, result.returncode, result.stderr)
+
+
+def _checked_ids(job_ids: Sequence[str]) -> list[str]:
+    """Validated ids, duplicates dropped, order kept."""
+    if isinstance(job_ids, str):
+        raise TypeError("job_ids must be a sequence of ids, not one string")
+    ids = list(dict.fromkeys(job_ids))
+    bad = [i for i in ids if not isinstance(i, str) or not _JOB_ID_RE.fullmatch(i)]
+    if bad:
+        raise ValueError(f"not Slurm job ids: {bad[:5]!r}")
+    return ids

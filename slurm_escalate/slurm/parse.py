@@ -1,0 +1,300 @@
+"""Pure parsers for what sbatch, sacct and scontrol print. No I/O here.
+
+The fixtures in ``tests/unit/data`` are real output of a Slurm 22.05 cluster;
+the comments below name the quirks they showed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+
+from slurm_escalate.arrayspec import expand
+from slurm_escalate.errors import ArraySpecError, SlurmParseError
+from slurm_escalate.models import (
+    ClusterLimits,
+    PartitionInfo,
+    SacctRow,
+    SlurmState,
+    TaskRecord,
+)
+from slurm_escalate.slurm.hostlist import expand_hostlist
+from slurm_escalate.units import parse_rss_kb, parse_slurm_duration
+
+#: ``sacct --format`` fields, in the order parse_sacct reads them. JobName is
+#: last on purpose: it is the only user-chosen text, and ``--parsable2`` does
+#: not escape a ``|`` in it, so the line is split at most len-1 times.
+SACCT_FIELDS: tuple[str, ...] = (
+    "JobID",
+    "JobIDRaw",
+    "State",
+    "ExitCode",
+    "MaxRSS",
+    "Elapsed",
+    "Timelimit",
+    "Start",
+    "End",
+    "NodeList",
+    "Partition",
+    "ReqMem",
+    "JobName",
+)
+
+# 123 | 123_4 | 123_[1-5%2] | 123+1 (het component), each optionally .batch/.extern/.0/.0+1
+_JOB_ID_RE = re.compile(
+    r"(?P<job>\d+)"
+    r"(?:_(?P<index>\d+)|_\[(?P<spec>[^\]]+)\]|\+(?P<het>\d+))?"
+    r"(?:\.(?P<step>[A-Za-z0-9_+-]+))?"
+)
+_EXIT_RE = re.compile(r"(\d+):(\d+)")
+_NO_TIME = {"", "UNKNOWN", "NONE"}
+_NO_TEXT = {"", "NONE ASSIGNED", "(NULL)"}
+
+
+def parse_sacct(text: str) -> list[SacctRow]:
+    """Parse ``sacct --noheader --parsable2 --format=<SACCT_FIELDS>`` output.
+
+    Blank lines are skipped; a line with the wrong field count or an
+    unreadable JobID/ExitCode raises SlurmParseError naming the line, because
+    guessing would misclassify tasks. Unknown states become UNKNOWN (which is
+    not final, so the task is simply polled again).
+    """
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            rows.append(_parse_sacct_line(line, number))
+    return rows
+
+
+def _parse_sacct_line(line: str, number: int) -> SacctRow:
+    parts = line.split("|", len(SACCT_FIELDS) - 1)
+    if len(parts) != len(SACCT_FIELDS):
+        raise _line_error(number, line, f"expected {len(SACCT_FIELDS)} fields, got {len(parts)}")
+    f = dict(zip(SACCT_FIELDS, parts, strict=True))
+    m = _JOB_ID_RE.fullmatch(f["JobID"].strip())
+    if m is None:
+        raise _line_error(number, line, f"unreadable JobID {f['JobID']!r}")
+    exit_m = _EXIT_RE.fullmatch(f["ExitCode"].strip() or "0:0")
+    if exit_m is None:
+        raise _line_error(number, line, f"unreadable ExitCode {f['ExitCode']!r}")
+    index = m.group("index")
+    return SacctRow(
+        job_id=m.group(0),
+        array_job_id=m.group("job"),
+        array_index=int(index) if index is not None else None,
+        step=_step_name(m.group("het"), m.group("step")),
+        state=_state(f["State"]),
+        state_text=f["State"].strip(),
+        exit_code=int(exit_m.group(1)),
+        exit_signal=int(exit_m.group(2)),
+        max_rss_kb=parse_rss_kb(f["MaxRSS"]),
+        elapsed_s=parse_slurm_duration(f["Elapsed"]),
+        timelimit_s=parse_slurm_duration(f["Timelimit"]),
+        start=_time(f["Start"]),
+        end=_time(f["End"]),
+        nodes=_text(f["NodeList"]),
+        partition=_text(f["Partition"]),
+        req_mem=_text(f["ReqMem"]),
+        name=_text(f["JobName"]),
+    )
+
+
+def _line_error(number: int, line: str, reason: str) -> SlurmParseError:
+    shown = line if len(line) <= 160 else line[:157] + "..."
+    return SlurmParseError(f"sacct output line {number}: {reason}: {shown!r}")
+
+
+def _step_name(het: str | None, step: str | None) -> str | None:
+    """Step name; heterogeneous-job components are folded into the leader's record.
+
+    ``123+0`` is the job row of job 123 and ``123+0.batch`` its ``batch`` step.
+    Rows of other components become steps named ``+1`` and ``+1.batch``, so a
+    het job is one TaskRecord whose state follows component 0 (the leader, the
+    id sbatch printed) while an OOM in any component is still seen by classify.
+    """
+    if het is None or het == "0":
+        return step
+    return f"+{het}" if step is None else f"+{het}.{step}"
+
+
+def _state(text: str) -> SlurmState:
+    """``CANCELLED by 0`` -> CANCELLED, ``RUNNING+`` -> RUNNING, unknown -> UNKNOWN."""
+    words = text.split()
+    if not words:
+        return SlurmState.UNKNOWN
+    try:
+        return SlurmState(words[0].rstrip("+").upper())
+    except ValueError:
+        return SlurmState.UNKNOWN
+
+
+def _time(text: str) -> str | None:
+    text = text.strip()
+    return None if text.upper() in _NO_TIME else text
+
+
+def _text(text: str) -> str | None:
+    text = text.strip()
+    return None if text.upper() in _NO_TEXT else text
+
+
+def _pending_spec(row: SacctRow) -> str | None:
+    """The bracket content of a not-yet-split array record (``123_[1-5%2]``)."""
+    if row.step is None and row.job_id.endswith("]") and "_[" in row.job_id:
+        return row.job_id.split("_[", 1)[1][:-1]
+    return None
+
+
+def group_task_records(rows: Iterable[SacctRow]) -> list[TaskRecord]:
+    """One TaskRecord per (array job id, index), sorted by job id then index.
+
+    * A bracket row (``123_[1-5%2]``) stands for tasks Slurm has not split off
+      yet; it expands into one record per index, with the row's own state
+      (PENDING, or CANCELLED if the whole pending array was cancelled).
+    * A real task row always beats a bracket placeholder: sacct was seen
+      listing ``18_3`` RUNNING while ``18_[3-4%1]`` still covered index 3.
+    * Steps whose job row is absent are skipped: a made-up job row would carry
+      a made-up state, and the task just looks not-yet-visible until sacct
+      lists its job row on a later poll.
+    * If one task has several job rows (only with ``--duplicates``), the last
+      one wins and steps accumulate.
+    """
+    jobs: dict[tuple[str, int | None], SacctRow] = {}
+    steps: dict[tuple[str, int | None], list[SacctRow]] = {}
+    placeholders: dict[tuple[str, int | None], SacctRow] = {}
+    for row in rows:
+        key = (row.array_job_id, row.array_index)
+        spec = _pending_spec(row)
+        if spec is not None:
+            for index in _expand_pending(row, spec):
+                placeholders[(row.array_job_id, index)] = replace(row, array_index=index)
+        elif row.step is None:
+            jobs[key] = row
+        else:
+            steps.setdefault(key, []).append(row)
+    for key, row in placeholders.items():
+        jobs.setdefault(key, row)
+    records = [
+        TaskRecord(array_job_id=key[0], index=key[1], job=job, steps=tuple(steps.get(key, ())))
+        for key, job in jobs.items()
+    ]
+    records.sort(key=lambda r: (int(r.array_job_id), -1 if r.index is None else r.index))
+    return records
+
+
+def _expand_pending(row: SacctRow, spec: str) -> list[int]:
+    body = spec.partition("%")[0]  # drop the %throttle
+    try:
+        return expand(body)
+    except ArraySpecError as exc:
+        raise SlurmParseError(f"sacct array record {row.job_id!r}: {exc}") from exc
+
+
+_SBATCH_RE = re.compile(r"(\d+)(?:;\S+)?")
+
+
+def parse_sbatch_parsable(text: str) -> str:
+    """The job id from ``sbatch --parsable`` (``123`` or ``123;cluster``)."""
+    m = _SBATCH_RE.fullmatch(text.strip())
+    if m is None:
+        shown = text.strip()[:200]
+        raise SlurmParseError(
+            f"sbatch --parsable printed {shown!r}, not a job id; the job may have been "
+            "submitted anyway, check squeue before submitting again"
+        )
+    return m.group(1)
+
+
+# A key starts a new field only at the line start or after whitespace, so
+# ``TRES=cpu=4,mem=1000M`` stays one value and ``OS=Linux 6.1 #1 SMP`` keeps its spaces.
+_KEY_RE = re.compile(r"(?:^|(?<=\s))([A-Za-z][A-Za-z0-9_:/.]*)=")
+
+
+def parse_scontrol_oneliner(text: str) -> list[dict[str, str]]:
+    """Parse ``scontrol --oneliner show partition|node`` into one dict per line."""
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        keys = list(_KEY_RE.finditer(line))
+        if not keys or line[: keys[0].start()].strip():
+            raise SlurmParseError(f"scontrol output line {number}: not key=value: {line[:160]!r}")
+        record = {}
+        for m, nxt in zip(keys, [*keys[1:], None], strict=True):
+            end = nxt.start() if nxt is not None else len(line)
+            record[m.group(1)] = line[m.end() : end].strip()
+        records.append(record)
+    return records
+
+
+def parse_partitions(partition_text: str, node_text: str) -> dict[str, PartitionInfo]:
+    """Partitions with their MaxTime and the largest RealMemory of their nodes.
+
+    Membership comes from the nodes' ``Partitions=`` field; the partition's
+    ``Nodes=`` hostlist is expanded only for a partition no node record names
+    (older Slurm, or node records without that field).
+    """
+    node_mem: dict[str, int | None] = {}
+    members: dict[str, set[str]] = {}
+    for node in parse_scontrol_oneliner(node_text):
+        name = _require(node, "NodeName", "node")
+        node_mem[name] = _int_or_none(node.get("RealMemory", ""))
+        for part_name in filter(None, node.get("Partitions", "").split(",")):
+            members.setdefault(part_name, set()).add(name)
+    result: dict[str, PartitionInfo] = {}
+    for part in parse_scontrol_oneliner(partition_text):
+        name = _require(part, "PartitionName", "partition")
+        nodes = members.get(name) or _partition_nodes(part.get("Nodes", ""), node_mem)
+        mems = [m for n in nodes if (m := node_mem.get(n)) is not None]
+        result[name] = PartitionInfo(
+            name=name,
+            max_time_s=parse_slurm_duration(part.get("MaxTime", "")),
+            max_node_mem_mb=max(mems) if mems else None,
+            is_default=part.get("Default", "").upper() == "YES",
+        )
+    return result
+
+
+def _partition_nodes(hostlist: str, node_mem: dict[str, int | None]) -> set[str]:
+    if hostlist.upper() == "ALL":
+        return set(node_mem)
+    if not hostlist or hostlist == "(null)":
+        return set()
+    try:
+        return set(expand_hostlist(hostlist))
+    except ValueError as exc:
+        raise SlurmParseError(f"scontrol partition Nodes={hostlist!r}: {exc}") from exc
+
+
+def _require(record: dict[str, str], key: str, what: str) -> str:
+    value = record.get(key)
+    if not value:
+        raise SlurmParseError(f"scontrol {what} record without {key}: {sorted(record)[:5]}")
+    return value
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None
+
+
+def parse_cluster_limits(config_text: str) -> ClusterLimits:
+    """Array limits from ``scontrol show config`` (``Key = value`` lines).
+
+    ``MaxArraySize`` bounds the indices (0..MaxArraySize-1). The task count
+    per array can be lowered further by ``SchedulerParameters=max_array_tasks=N``.
+    """
+    config: dict[str, str] = {}
+    for line in config_text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and " " not in key.strip():
+            config.setdefault(key.strip(), value.strip())
+    size_text = config.get("MaxArraySize")
+    if size_text is None or not size_text.isdigit():
+        raise SlurmParseError(f"scontrol show config: no numeric MaxArraySize ({size_text!r})")
+    max_tasks = None
+    for option in config.get("SchedulerParameters", "").split(","):
+        name, _, value = option.partition("=")
+        if name.strip() == "max_array_tasks" and value.strip().isdigit():
+            max_tasks = int(value)
+    return ClusterLimits(max_array_size=int(size_text), max_array_tasks=max_tasks)

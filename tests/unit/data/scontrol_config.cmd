@@ -1,0 +1,2 @@
+scontrol show config
+# live cluster (Slurm 22.05.8, MaxArraySize=2001)

@@ -1,0 +1,369 @@
+"""The monitor loop against a fake Slurm and a fast-forward clock (no cluster, no sleeping).
+
+The fake plays Slurm at the client boundary: it hands out job ids, remembers
+what each submission carried (indices, level, attempt, environment) and, when
+queried, reports each task's outcome from a table the test supplies.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from slurm_escalate import app
+from slurm_escalate.arrayspec import expand
+from slurm_escalate.chain import SubmissionStatus
+from slurm_escalate.errors import SlurmCommandError
+from slurm_escalate.models import (
+    ChainState,
+    ClusterLimits,
+    PartitionInfo,
+    SacctRow,
+    SlurmState,
+    TaskRecord,
+    TaskState,
+)
+from slurm_escalate.monitor import Clock, FirstSubmissionRefused, Monitor, PollReport
+from slurm_escalate.store import ChainStore
+
+LADDER = """\
+levels:
+  - {partition: devel, mem: 400M, time: "00:01:00"}
+  - {partition: day, mem: 1000M, time: "00:02:00"}
+  - {partition: week, mem: 3000M, time: "00:04:00"}
+state_handling: {PREEMPTED: resubmit, exit_codes: {137: escalate}}
+max_resubmits: 2
+"""
+
+Outcome = Callable[[int | None, int, int], tuple[SlurmState, str]]  # -> (state, "code:signal")
+
+
+@dataclass
+class Job:
+    job_id: str
+    indices: list[int] | None
+    level: int
+    attempt: int
+    args: list[str]
+    env: dict[str, str]
+    polls_seen: int = 0
+
+
+@dataclass
+class FakeSlurm:
+    outcome: Outcome
+    run_polls: int = 1  # polls a task shows RUNNING before its outcome
+    calls: Counter = field(default_factory=Counter)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    refuse: Callable[[list[str]], str | None] = lambda args: None
+    fail_queries: int = 0
+    on_submit: Callable[[], None] | None = None
+    next_id: int = 100
+
+    def submit(
+        self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> str:
+        self.calls["sbatch"] += 1
+        if self.on_submit:
+            self.on_submit()
+        error = self.refuse(list(args))
+        if error:
+            raise SlurmCommandError(["sbatch"], 1, error)
+        job_id = str(self.next_id)
+        self.next_id += 1
+        assert env is not None
+        self.jobs[job_id] = Job(
+            job_id,
+            _array_indices(args),
+            int(env["SLURM_ESCALATE_LEVEL"]),
+            int(env["SLURM_ESCALATE_ATTEMPT"]),
+            list(args),
+            dict(env),
+        )
+        return job_id
+
+    def query(self, job_ids: Sequence[str]) -> list[TaskRecord]:
+        self.calls["sacct"] += 1
+        if self.fail_queries:
+            self.fail_queries -= 1
+            raise SlurmCommandError(["sacct"], 1, "slurmdbd: Connection refused")
+        records = []
+        for job_id in job_ids:
+            job = self.jobs[job_id]
+            job.polls_seen += 1
+            for index in job.indices if job.indices is not None else [None]:
+                if job.polls_seen <= self.run_polls:
+                    state, code = SlurmState.RUNNING, "0:0"
+                else:
+                    state, code = self.outcome(index, job.level, job.attempt)
+                records.append(_record(job_id, index, state, code))
+        return records
+
+    def limits(self) -> ClusterLimits:
+        return ClusterLimits(max_array_size=1001)
+
+    def partitions(self) -> dict[str, PartitionInfo]:
+        return {
+            "devel": PartitionInfo("devel", 120, 1000),
+            "day": PartitionInfo("day", 300, 2000, True),
+            "week": PartitionInfo("week", 900, 8000),
+        }
+
+
+def _array_indices(args: Sequence[str]) -> list[int] | None:
+    for i, arg in enumerate(args):
+        if arg.startswith("--array="):
+            return expand(arg.split("=", 1)[1])
+        if arg in ("--array", "-a"):
+            return expand(args[i + 1])
+    return None
+
+
+def _record(job_id: str, index: int | None, state: SlurmState, code: str) -> TaskRecord:
+    exit_code, signal = (int(x) for x in code.split(":"))
+    name = job_id if index is None else f"{job_id}_{index}"
+    row = SacctRow(
+        job_id=name,
+        array_job_id=job_id,
+        array_index=index,
+        step=None,
+        state=state,
+        state_text=state.value,
+        exit_code=exit_code,
+        exit_signal=signal,
+        start="2026-11-22T10:00:00",
+        timelimit_s=60,
+    )
+    return TaskRecord(array_job_id=job_id, index=index, job=row)
+
+
+class FastClock(Clock):
+    def __init__(self) -> None:
+        self.t = 1_790_000_000.0
+        self.waits: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.t += seconds
+        return stop.is_set()
+
+
+def build(
+    tmp_path: Path, slurm: FakeSlurm, tokens: list[str], ladder: str | None = LADDER, **opts
+) -> tuple[Monitor, ChainStore]:
+    (tmp_path / "job.sh").write_text("#!/bin/bash\n#SBATCH --job-name=t\necho hi\n")
+    config = None
+    if ladder is not None:
+        (tmp_path / "ladder.yaml").write_text(ladder)
+        config = "ladder.yaml"
+    options = app.SubmitOptions(config=config, min_poll=1, **opts)
+    prepared = app.prepare(tokens, options, slurm, str(tmp_path))  # type: ignore[arg-type]
+    store = ChainStore(tmp_path / "state")
+    chain = app.create_chain(prepared, options, store, str(tmp_path), 1_790_000_000.0)
+    monitor = app.make_monitor(
+        chain,
+        prepared,
+        store,
+        slurm,
+        {"PATH": "/bin"},  # type: ignore[arg-type]
+        clock=FastClock(),
+    )
+    return monitor, store
+
+
+def run(monitor: Monitor) -> ChainState:
+    monitor.start()
+    return monitor.run(threading.Event())
+
+
+def ok(index, level, attempt):
+    return SlurmState.COMPLETED, "0:0"
+
+
+def test_only_failed_indices_climb_and_keep_their_indices(tmp_path: Path) -> None:
+    def outcome(index, level, attempt):
+        if index in (3, 5, 6) and level == 0:
+            return SlurmState.OUT_OF_MEMORY, "0:125"
+        return SlurmState.COMPLETED, "0:0"
+
+    slurm = FakeSlurm(outcome)
+    monitor, store = build(tmp_path, slurm, ["--array=0-7", "job.sh"])
+    assert run(monitor) is ChainState.COMPLETED
+    first, second = slurm.jobs.values()
+    assert first.indices == list(range(8)) and "--array=0-7" in first.args
+    assert second.indices == [3, 5, 6] and "--array=3,5,6" in second.args
+    assert second.level == 1 and second.attempt == 2
+    assert "--open-mode=append" in second.args and "--open-mode=append" not in first.args
+    assert "--mem=1000M" in second.args and "--partition=day" in second.args
+    chain = store.load(monitor.chain.chain_id)
+    assert chain.state is ChainState.COMPLETED
+    assert [t.level for t in chain.tasks] == [0, 0, 0, 1, 0, 1, 1, 0]
+    assert chain.task(5).attempts[0].outcome == "OUT_OF_MEMORY"
+    assert [a.job_id for a in chain.task(5).attempts] == [first.job_id, second.job_id]
+
+
+def test_environment_of_each_attempt(tmp_path: Path) -> None:
+    slurm = FakeSlurm(lambda i, lv, a: (SlurmState.TIMEOUT, "0:0") if lv == 0 else ok(i, lv, a))
+    monitor, _ = build(tmp_path, slurm, ["--array=0-1", "job.sh"])
+    run(monitor)
+    first, second = slurm.jobs.values()
+    chain_id = monitor.chain.chain_id
+    assert {k: v for k, v in first.env.items() if "ESCALATE" in k or "LONGRUN" in k} == {
+        "SLURM_ESCALATE_CHAIN_ID": chain_id,
+        "SLURM_ESCALATE_LEVEL": "0",
+        "SLURM_ESCALATE_ATTEMPT": "1",
+    }
+    assert second.env["SLURM_ESCALATE_INITIAL_JOB_ID"] == first.job_id
+    assert second.env["SLURM_LONGRUN_INITIAL_JOB_ID"] == first.job_id
+    assert second.env["SLURM_ESCALATE_ATTEMPT"] == "2" and second.env["PATH"] == "/bin"
+
+
+def test_a_code_error_is_not_retried(tmp_path: Path) -> None:
+    slurm = FakeSlurm(lambda i, lv, a: (SlurmState.FAILED, "3:0") if i == 1 else ok(i, lv, a))
+    monitor, _ = build(tmp_path, slurm, ["--array=0-2", "job.sh"])
+    assert run(monitor) is ChainState.FAILED
+    task = monitor.chain.task(1)
+    assert (task.state, task.exit_code, len(task.attempts)) == (TaskState.FAILED, 3, 1)
+    assert slurm.calls["sbatch"] == 1
+
+
+def test_exit_code_137_escalates_and_top_of_ladder_exhausts(tmp_path: Path) -> None:
+    slurm = FakeSlurm(lambda i, lv, a: (SlurmState.FAILED, "137:0"))
+    monitor, _ = build(tmp_path, slurm, ["--array=4", "job.sh"])
+    assert run(monitor) is ChainState.FAILED
+    task = monitor.chain.task(4)
+    assert task.state is TaskState.EXHAUSTED
+    assert [a.level for a in task.attempts] == [0, 1, 2]
+    assert task.reason == "FAILED exit 137 at top level 2"
+
+
+def test_max_level_lowers_the_ceiling(tmp_path: Path) -> None:
+    slurm = FakeSlurm(lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125"))
+    monitor, _ = build(tmp_path, slurm, ["--array=0", "job.sh"], max_level=1)
+    run(monitor)
+    assert [a.level for a in monitor.chain.task(0).attempts] == [0, 1]
+
+
+def test_same_level_resubmissions_are_capped(tmp_path: Path) -> None:
+    slurm = FakeSlurm(lambda i, lv, a: (SlurmState.PREEMPTED, "0:0"))
+    monitor, _ = build(tmp_path, slurm, ["--array=0", "job.sh"], max_resubmits=1)
+    run(monitor)
+    task = monitor.chain.task(0)
+    assert task.state is TaskState.EXHAUSTED
+    assert [a.level for a in task.attempts] == [0, 0]
+    assert "resubmit cap 1 reached at level 0" in task.reason
+
+
+def test_one_sacct_call_per_poll_for_a_thousand_tasks(tmp_path: Path) -> None:
+    def outcome(index, level, attempt):
+        if index % 10 == 8 and level == 0:
+            return SlurmState.OUT_OF_MEMORY, "0:125"
+        return SlurmState.COMPLETED, "0:0"
+
+    slurm = FakeSlurm(outcome, run_polls=2)
+    monitor, _ = build(tmp_path, slurm, ["--array=0-999", "job.sh"])
+    polls = []
+    monitor.on_poll = lambda chain, report: polls.append(report)
+    assert run(monitor) is ChainState.COMPLETED
+    assert slurm.calls["sacct"] == len(polls)
+    assert "--array=8-998:10" in list(slurm.jobs.values())[1].args
+
+
+def test_intent_is_on_disk_before_sbatch_runs(tmp_path: Path) -> None:
+    seen = []
+    slurm = FakeSlurm(ok)
+    monitor, store = build(tmp_path, slurm, ["job.sh"])
+    slurm.on_submit = lambda: seen.append(store.load(monitor.chain.chain_id).submissions[-1])
+    assert run(monitor) is ChainState.COMPLETED
+    assert seen[0].status is SubmissionStatus.INTENT and seen[0].job_id is None
+    after = store.load(monitor.chain.chain_id).submissions[0]
+    assert (after.status, after.job_id) == (SubmissionStatus.SUBMITTED, "100")
+    assert monitor.chain.tasks[0].index is None  # a non-array job is a chain of one task
+
+
+def test_refused_first_submission(tmp_path: Path) -> None:
+    slurm = FakeSlurm(ok, refuse=lambda args: "sbatch: error: invalid partition")
+    monitor, store = build(tmp_path, slurm, ["--array=0-3", "job.sh"])
+    with pytest.raises(FirstSubmissionRefused, match="invalid partition") as e:
+        monitor.start()
+    assert e.value.exit_code == 3
+    chain = store.load(monitor.chain.chain_id)
+    assert chain.state is ChainState.FAILED
+    assert chain.submissions[0].status is SubmissionStatus.REFUSED
+
+
+def test_refused_resubmission_is_retried_then_fails_the_tasks(tmp_path: Path) -> None:
+    slurm = FakeSlurm(
+        lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125"),
+        refuse=lambda args: "QOSMaxSubmitJobPerUserLimit" if "--partition=day" in args else None,
+    )
+    monitor, _ = build(tmp_path, slurm, ["--array=0", "job.sh"])
+    assert run(monitor) is ChainState.FAILED
+    task = monitor.chain.task(0)
+    assert task.state is TaskState.FAILED
+    assert "refused the resubmission 3 times: QOSMaxSubmitJobPerUserLimit" in task.reason
+    assert slurm.calls["sbatch"] == 4
+
+
+def test_sacct_failures_back_off_then_recover(tmp_path: Path) -> None:
+    slurm = FakeSlurm(ok, fail_queries=3)
+    monitor, _ = build(tmp_path, slurm, ["--array=0", "job.sh"])
+    reports: list[PollReport] = []
+    monitor.on_poll = lambda chain, report: reports.append(report)
+    assert run(monitor) is ChainState.COMPLETED
+    assert [r.failures for r in reports[:4]] == [1, 2, 3, 0]
+    assert [r.interval for r in reports[:3]] == [2, 4, 8]
+
+
+def test_builtin_policy_doubles_what_the_job_asked_for(tmp_path: Path) -> None:
+    slurm = FakeSlurm(
+        lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125") if lv < 2 else ok(i, lv, a)
+    )
+    monitor, _ = build(tmp_path, slurm, ["--mem=300M", "--time=10", "job.sh"], ladder=None)
+    assert run(monitor) is ChainState.COMPLETED
+    args = [job.args for job in slurm.jobs.values()]
+    assert "--mem=300M" in args[0]
+    assert "--mem=600M" in args[1] and "--time=00:20:00" in args[1]
+    assert "--mem=1200M" in args[2] and "--time=00:40:00" in args[2]
+
+
+def test_status_file_is_valid_json_while_running(tmp_path: Path) -> None:
+    slurm = FakeSlurm(ok)
+    monitor, store = build(tmp_path, slurm, ["--array=0-2", "job.sh"])
+    monitor.start()
+    path = store.chain_dir(monitor.chain.chain_id) / "state.json"
+    assert json.loads(path.read_text())["state"] == "RUNNING"
+
+
+def test_a_task_cancelled_while_pending_vanishes_and_is_not_waited_for(tmp_path: Path) -> None:
+    """Recorded on the cluster: after `scancel 8_3` the task has no row and drops out of 8_[...]."""
+    slurm = FakeSlurm(ok, run_polls=50)
+    monitor, _ = build(tmp_path, slurm, ["--array=0-3", "job.sh"])
+    monitor.start()
+    job = next(iter(slurm.jobs.values()))
+    job.indices = [0, 1, 3]  # index 2 no longer appears anywhere
+    for _ in range(3):
+        monitor.poll_once()
+    task = monitor.chain.task(2)
+    assert task.state is TaskState.CANCELLED
+    assert "vanished from sacct" in task.reason
+    assert monitor.chain.task(0).state is TaskState.RUNNING
+
+
+def test_a_job_not_yet_in_sacct_is_pending_not_lost(tmp_path: Path) -> None:
+    slurm = FakeSlurm(ok)
+    monitor, _ = build(tmp_path, slurm, ["--array=0-3", "job.sh"])
+    monitor.start()
+    slurm.query = lambda job_ids: []  # type: ignore[method-assign]
+    for _ in range(10):
+        monitor.poll_once()
+    assert {t.state for t in monitor.chain.tasks} == {TaskState.PENDING}

@@ -1,0 +1,328 @@
+"""SlurmClient against a fake runner, and SubprocessRunner against real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from slurm_escalate.errors import SlurmCommandError, SlurmParseError
+from slurm_escalate.models import ClusterLimits, SlurmState
+from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.slurm.parse import SACCT_FIELDS
+from slurm_escalate.slurm.runner import CommandResult, SubprocessRunner
+
+DATA = Path(__file__).parent / "data"
+SACCT_PREFIX = ["sacct", "--noheader", "--parsable2", f"--format={','.join(SACCT_FIELDS)}"]
+# Real stderr of `sbatch --parsable -p nosuch -t 1 --wrap true` on the test cluster (exit 1).
+SBATCH_BAD_PARTITION = (
+    "sbatch: error: invalid partition specified: nosuch\n"
+    "sbatch: error: Batch job submission failed: Invalid partition name specified\n"
+)
+TRICKY_ARGS = [
+    "--job-name=my job; rm -rf *",
+    "--export=NONE",
+    "/path with spaces/script.sh",
+    "$HOME",
+    "'single'",
+    '"double"',
+    "a;b",
+    "*",
+    "`date`",
+    "$(id)",
+    "back\\slash",
+    "",
+    "tab\there",
+    "new\nline",
+    "ünïcødé",
+]
+
+
+@dataclass
+class Call:
+    argv: tuple[str, ...]
+    timeout: float
+    env: Mapping[str, str] | None
+    cwd: str | None
+
+
+@dataclass
+class FakeRunner:
+    """Records every call; answers from ``replies`` keyed by command name."""
+
+    replies: dict[str, CommandResult | Exception] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        self.calls.append(Call(tuple(argv), timeout, env, cwd))
+        reply = self.replies.get(argv[0], CommandResult(tuple(argv), 0, "", ""))
+        if isinstance(reply, Exception):
+            raise reply
+        return CommandResult(tuple(argv), reply.returncode, reply.stdout, reply.stderr)
+
+    def names(self) -> list[str]:
+        return [c.argv[0] for c in self.calls]
+
+
+def ok(stdout: str = "") -> CommandResult:
+    return CommandResult((), 0, stdout, "")
+
+
+def fail(returncode: int, stderr: str) -> CommandResult:
+    return CommandResult((), returncode, "", stderr)
+
+
+# --- query -----------------------------------------------------------------------------
+
+
+def test_query_makes_exactly_one_sacct_call_for_many_ids() -> None:
+    runner = FakeRunner({"sacct": ok((DATA / "sacct_oom_array.txt").read_text())})
+    ids = [str(i) for i in range(1000, 3000)] + ["7", "7_1"]
+    records = SlurmClient(runner).query(ids)
+    assert runner.names() == ["sacct"]
+    (call,) = runner.calls
+    assert list(call.argv) == [*SACCT_PREFIX, f"--jobs={','.join(ids)}"]
+    assert call.env is not None and call.env["SLURM_TIME_FORMAT"] == "standard"
+    assert [(r.index, r.job.state) for r in records] == [
+        (0, SlurmState.COMPLETED),
+        (1, SlurmState.OUT_OF_MEMORY),
+        (2, SlurmState.FAILED),
+        (3, SlurmState.COMPLETED),
+    ]
+
+
+def test_query_deduplicates_ids_keeping_order() -> None:
+    runner = FakeRunner()
+    SlurmClient(runner).query(["9", "7", "9", "7_2", "7"])
+    assert runner.calls[0].argv[-1] == "--jobs=9,7,7_2"
+
+
+def test_query_without_ids_makes_no_call() -> None:
+    runner = FakeRunner()
+    assert SlurmClient(runner).query([]) == []
+    assert runner.calls == []
+
+
+@pytest.mark.parametrize("bad", ["1,2", "12 ", "-1", "--starttime=now", "7_[1-3]", "", "abc"])
+def test_query_rejects_ids_that_would_change_the_command(bad: str) -> None:
+    runner = FakeRunner()
+    with pytest.raises(ValueError, match="not Slurm job ids"):
+        SlurmClient(runner).query(["5", bad])
+    assert runner.calls == []
+
+
+def test_query_rejects_a_bare_string() -> None:
+    with pytest.raises(TypeError):
+        SlurmClient(FakeRunner()).query("123")
+
+
+def test_query_failure_raises_with_stderr() -> None:
+    stderr = "sacct: error: Problem talking to the database: Connection refused\n"
+    runner = FakeRunner({"sacct": fail(1, stderr)})
+    with pytest.raises(SlurmCommandError) as info:
+        SlurmClient(runner).query(["5"])
+    assert (info.value.returncode, info.value.stderr) == (1, stderr.strip())
+    assert str(info.value) == (
+        "sacct exited 1: sacct: error: Problem talking to the database: Connection refused"
+    )
+    assert len(runner.calls) == 1  # no retry
+
+
+def test_recorded_fixtures_were_made_with_the_clients_exact_command() -> None:
+    """Every sacct fixture's .cmd is byte-identical to what query() runs for those ids."""
+    fixtures = sorted(DATA.glob("sacct_*.cmd"))
+    assert len(fixtures) >= 8
+    for cmd_file in fixtures:
+        recorded = shlex.split(cmd_file.read_text().splitlines()[0])
+        runner = FakeRunner()
+        ids = recorded[-1].removeprefix("--jobs=").split(",")
+        SlurmClient(runner).query(ids)
+        assert list(runner.calls[0].argv) == recorded, cmd_file.name
+
+
+# --- submit ----------------------------------------------------------------------------
+
+
+def test_submit_passes_arguments_unchanged_without_a_shell() -> None:
+    runner = FakeRunner({"sbatch": ok("4242\n")})
+    env = {"PATH": "/usr/bin", "MY_VAR": "x y"}
+    job_id = SlurmClient(runner, submit_timeout=7).submit(TRICKY_ARGS, env=env, cwd="/tmp")
+    assert job_id == "4242"
+    (call,) = runner.calls
+    assert call.argv == ("sbatch", "--parsable", *TRICKY_ARGS)  # one argv element each
+    assert (call.env, call.cwd, call.timeout) == (env, "/tmp", 7)
+
+
+def test_submit_returns_id_without_cluster_suffix() -> None:
+    runner = FakeRunner({"sbatch": ok("63;escalate\n")})  # recorded from sbatch -M escalate
+    assert SlurmClient(runner).submit(["job.sh"]) == "63"
+
+
+def test_failing_sbatch_raises_with_its_stderr_and_is_not_retried() -> None:
+    runner = FakeRunner({"sbatch": fail(1, SBATCH_BAD_PARTITION)})
+    with pytest.raises(SlurmCommandError) as info:
+        SlurmClient(runner).submit(["-p", "nosuch", "job.sh"])
+    err = info.value
+    assert err.returncode == 1
+    assert err.stderr == SBATCH_BAD_PARTITION.strip()
+    assert err.argv == ["sbatch", "--parsable", "-p", "nosuch", "job.sh"]
+    assert str(err) == (
+        "sbatch exited 1: sbatch: error: Batch job submission failed: "
+        "Invalid partition name specified"
+    )
+    assert runner.names() == ["sbatch"]
+
+
+def test_sbatch_timeout_is_not_retried() -> None:
+    argv = ("sbatch", "--parsable", "job.sh")
+    runner = FakeRunner({"sbatch": SlurmCommandError(argv, None, "sbatch: no answer after 60s")})
+    with pytest.raises(SlurmCommandError):
+        SlurmClient(runner).submit(["job.sh"])
+    assert runner.names() == ["sbatch"]
+
+
+def test_sbatch_garbage_output_is_a_parse_error() -> None:
+    runner = FakeRunner({"sbatch": ok("Submitted batch job 12\n")})
+    with pytest.raises(SlurmParseError, match="may have been submitted"):
+        SlurmClient(runner).submit(["job.sh"])
+
+
+# --- cancel, partitions, limits --------------------------------------------------------
+
+
+def test_cancel() -> None:
+    runner = FakeRunner()
+    client = SlurmClient(runner)
+    client.cancel(["12", "13_4", "12"])
+    client.cancel([])
+    assert [c.argv for c in runner.calls] == [("scancel", "12", "13_4")]
+    runner.replies["scancel"] = fail(1, "scancel: error: Kill job error on job id 12\n")
+    with pytest.raises(SlurmCommandError, match="Kill job error"):
+        client.cancel(["12"])
+
+
+def test_partitions_uses_two_scontrol_calls() -> None:
+    outputs = iter([(DATA / f"scontrol_{n}.txt").read_text() for n in ("partition", "node")])
+
+    class Scontrol(FakeRunner):
+        def run(self, argv: Sequence[str], **kw: object) -> CommandResult:
+            super().run(argv)
+            return CommandResult(tuple(argv), 0, next(outputs), "")
+
+    runner = Scontrol()
+    parts = SlurmClient(runner).partitions()
+    assert [c.argv for c in runner.calls] == [
+        ("scontrol", "--all", "--oneliner", "show", "partition"),
+        ("scontrol", "--all", "--oneliner", "show", "node"),
+    ]
+    assert {n: p.max_node_mem_mb for n, p in parts.items()} == {
+        "devel": 1000,
+        "day": 2000,
+        "week": 8000,
+    }
+
+
+def test_limits_are_fetched_once() -> None:
+    runner = FakeRunner({"scontrol": ok((DATA / "scontrol_config.txt").read_text())})
+    client = SlurmClient(runner)
+    assert client.limits() == client.limits() == ClusterLimits(2001, None)
+    assert [c.argv for c in runner.calls] == [("scontrol", "show", "config")]
+
+
+# --- the real SubprocessRunner ---------------------------------------------------------
+
+ECHO_ARGV = "import json, os, sys; print(json.dumps([os.fsencode(a).hex() for a in sys.argv[1:]]))"
+
+
+def test_subprocess_runner_passes_bytes_through_without_a_shell() -> None:
+    runner = SubprocessRunner()
+    args = [*TRICKY_ARGS, os.fsdecode(b"latin1-\xe9")]  # undecodable byte, surrogate-escaped
+    result = runner.run([sys.executable, "-c", ECHO_ARGV, *args])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [os.fsencode(a).hex() for a in args]
+    assert runner.calls[os.path.basename(sys.executable)] == 1
+
+
+def test_subprocess_runner_call_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_run(args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        seen.update(kwargs, args=args)
+        return subprocess.CompletedProcess(args, 0, "1\n", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    SubprocessRunner().run(["sbatch", "a b"], timeout=5, env={"A": "1"}, cwd="/")
+    assert seen["args"] == ["sbatch", "a b"]
+    assert seen["shell"] is False and seen["stdin"] is subprocess.DEVNULL
+    assert (seen["timeout"], seen["env"], seen["cwd"], seen["text"]) == (5, {"A": "1"}, "/", True)
+
+
+def test_subprocess_runner_returns_nonzero_exit() -> None:
+    code = "import sys; sys.stderr.write('boom'); sys.exit(3)"
+    result = SubprocessRunner().run([sys.executable, "-c", code])
+    assert (result.returncode, result.stderr) == (3, "boom")
+
+
+def test_subprocess_runner_stdin_is_devnull_and_bad_utf8_is_survivable() -> None:
+    code = "import sys; data = sys.stdin.read(); sys.stdout.buffer.write(b'%d|\\xff' % len(data))"
+    result = SubprocessRunner().run([sys.executable, "-c", code], timeout=10)
+    assert result.stdout == "0|\ufffd"
+
+
+def test_missing_binary_raises_slurm_command_error() -> None:
+    runner = SubprocessRunner()
+    with pytest.raises(SlurmCommandError) as info:
+        runner.run(["definitely-not-sbatch-xyz", "--parsable"])
+    assert info.value.returncode is None
+    assert "command not found" in info.value.stderr
+    assert runner.calls["definitely-not-sbatch-xyz"] == 1
+
+
+def test_missing_binary_through_the_client() -> None:
+    client = SlurmClient(SubprocessRunner())
+    with pytest.raises(SlurmCommandError, match="command not found"):
+        client.submit(["job.sh"], env={"PATH": "/nonexistent"})
+
+
+def test_missing_cwd_is_reported_as_such(tmp_path: Path) -> None:
+    missing = str(tmp_path / "gone")
+    with pytest.raises(SlurmCommandError, match="working directory .* does not exist"):
+        SubprocessRunner().run([sys.executable, "-c", "pass"], cwd=missing)
+
+
+def test_timeout_raises_slurm_command_error() -> None:
+    with pytest.raises(SlurmCommandError, match="no answer after 0.2s") as info:
+        SubprocessRunner().run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.2)
+    assert info.value.returncode is None
+
+
+def test_submit_through_a_real_process_gets_argv_byte_for_byte(tmp_path: Path) -> None:
+    """A stand-in ``sbatch`` on PATH records its argv: no shell, no word splitting."""
+    fake = tmp_path / "sbatch"
+    record = tmp_path / "argv.json"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\nprint('77')\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"}
+    runner = SubprocessRunner()
+    job_id = SlurmClient(runner).submit(TRICKY_ARGS, env=env, cwd=str(tmp_path))
+    assert job_id == "77"
+    assert json.loads(record.read_text()) == ["--parsable", *TRICKY_ARGS]
+    assert runner.calls == {"sbatch": 1}
