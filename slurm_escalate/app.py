@@ -33,6 +33,19 @@ from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore, new_chain_id
 
 LADDER_COPY = "ladder.yaml"
+OWN_OPTIONS = frozenset(
+    {
+        "--config",
+        "--detached",
+        "--max-level",
+        "--start-level",
+        "--max-resubmits",
+        "--min-poll",
+        "--max-poll",
+        "--dry-run",
+        "--parsable",
+    }
+)
 DEFAULT_MIN_POLL = 30.0
 MAX_POLL_CAP = 600.0
 
@@ -67,7 +80,14 @@ class Prepared:
 
 def build_request(tokens: Sequence[str], cwd: str, script_file: str | None = None) -> JobRequest:
     """Parse ``[SBATCH OPTIONS] SCRIPT [ARGS]``; ``script_file`` reads a saved copy instead."""
-    sbatch_tokens, script, script_args = split_command_line(tokens)
+    try:
+        sbatch_tokens, script, script_args = split_command_line(tokens)
+    except UsageError as e:
+        late = next((t for t in tokens if t.split("=", 1)[0] in OWN_OPTIONS and t in str(e)), None)
+        if late:
+            name = late.split("=", 1)[0]
+            raise UsageError(f"{name} is an option of this tool: put it before any sbatch option")
+        raise
     directives: tuple = ()
     if script is not None:
         text = load_script(script_file or script, cwd)
@@ -109,7 +129,7 @@ def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd
     config_path = None
     if opts.config is not None:
         config_path = str(Path(cwd, opts.config)) if not os.path.isabs(opts.config) else opts.config
-        policy = replace(load_policy(config_path), source=opts.config)
+        policy = load_policy(config_path, shown_as=opts.config)
     else:
         policy = builtin_policy(base.mem_mb, base.time_s)
     policy = apply_overrides(policy, opts)
@@ -191,7 +211,7 @@ def reload(chain: Chain, store: ChainStore, client: SlurmClient) -> Prepared:
     request = build_request(tokens, chain.cwd, script_file=chain.script_copy)
     ladder = store.chain_dir(chain.chain_id) / LADDER_COPY
     if chain.config is not None:
-        policy = replace(load_policy(ladder), source=chain.config)
+        policy = load_policy(ladder, shown_as=chain.config)
     else:
         policy = builtin_policy(chain.base.mem_mb, chain.base.time_s)
     opts = SubmitOptions(

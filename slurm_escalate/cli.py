@@ -33,19 +33,6 @@ from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore
 
 EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE, EXIT_SLURM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-OWN_OPTIONS = {
-    "--config",
-    "--detached",
-    "--max-level",
-    "--start-level",
-    "--max-resubmits",
-    "--min-poll",
-    "--max-poll",
-    "--dry-run",
-    "--parsable",
-    "--verbose",
-    "--quiet",
-}
 
 SUBMIT_HELP = """Submit a job (array) and move failed tasks up a resource ladder until done.
 
@@ -139,7 +126,6 @@ def submit(
 ) -> int:
     opts = app.SubmitOptions(**own)
     tokens = list(sbatch_args)
-    _reject_late_own_options(tokens)
     verbosity = verbose - quiet
     client = SlurmClient()
     store = ChainStore()
@@ -170,14 +156,6 @@ def submit(
     if not parsable:
         click.echo(f"chain {chain.chain_id}: job {job_id}; log {log_path}")
     return _foreground(monitor, store, console, log_path)
-
-
-def _reject_late_own_options(tokens: Sequence[str]) -> None:
-    for token in tokens:
-        if token == "--" or not token.startswith("-"):
-            return
-        if token.split("=", 1)[0] in OWN_OPTIONS:
-            raise UsageError(f"{token.split('=', 1)[0]} must come before any sbatch option")
 
 
 def _dry_run(prepared: app.Prepared) -> int:

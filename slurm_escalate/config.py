@@ -111,9 +111,9 @@ def _unknown_key(src: str, where: str, key: object, shown: str) -> ConfigError:
     return _err(src, where, f"unknown key {str(key)!r} (expected one of: {shown})")
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate a ladder file; the path as given is used in every message."""
-    src = str(path)
+def load_policy(path: str | Path, shown_as: str | None = None) -> Policy:
+    """Read and validate a ladder file; ``shown_as`` (default: the path) names it in messages."""
+    src = shown_as or str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -127,6 +127,8 @@ class Monitor:
         except SlurmCommandError as e:
             self.chain.state = ChainState.FAILED
             self.chain.finished_at = self.clock.now()
+            for task in self.chain.tasks:
+                task.state, task.reason = TaskState.FAILED, f"not submitted: {_last_line(e)}"
             self.store.save(self.chain)
             if e.timed_out:
                 raise FirstSubmissionRefused(
