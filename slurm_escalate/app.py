@@ -86,7 +86,8 @@ def build_request(tokens: Sequence[str], cwd: str, script_file: str | None = Non
         late = next((t for t in tokens if t.split("=", 1)[0] in OWN_OPTIONS and t in str(e)), None)
         if late:
             name = late.split("=", 1)[0]
-            raise UsageError(f"{name} is an option of this tool: put it before any sbatch option")
+            msg = f"{name} is an option of this tool: put it before any sbatch option"
+            raise UsageError(msg) from None
         raise
     directives: tuple = ()
     if script is not None:

@@ -24,7 +24,7 @@ from slurm_escalate import app
 from slurm_escalate.chain import Chain
 from slurm_escalate.console import Console, add_file_sink
 from slurm_escalate.daemon import DetachError, detach
-from slurm_escalate.errors import EscalateError, UsageError
+from slurm_escalate.errors import EscalateError
 from slurm_escalate.models import ChainState
 from slurm_escalate.monitor import Monitor
 from slurm_escalate.report import list_rows, status_json, summary
