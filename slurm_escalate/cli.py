@@ -89,7 +89,9 @@ CONTEXT = {
 }
 
 
-@click.command("submit", context_settings=CONTEXT, help=SUBMIT_HELP)
+@click.command(
+    "submit", context_settings=CONTEXT, help=SUBMIT_HELP, options_metavar="[OWN OPTIONS]"
+)
 @click.option("--config", metavar="FILE", help="Ladder YAML (levels, state_handling).")
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
@@ -113,7 +115,12 @@ CONTEXT = {
 @click.option("--parsable", is_flag=True, help="Print only the chain id on stdout.")
 @click.option("-v", "--verbose", count=True, help="More output (every poll).")
 @click.option("-q", "--quiet", count=True, help="Only warnings and the summary.")
-@click.argument("sbatch_args", nargs=-1, type=click.UNPROCESSED)
+@click.argument(
+    "sbatch_args",
+    nargs=-1,
+    type=click.UNPROCESSED,
+    metavar="[SBATCH OPTIONS...] SCRIPT [SCRIPT ARGS...]",
+)
 @_domain_errors
 def submit(
     sbatch_args: tuple[str, ...],
