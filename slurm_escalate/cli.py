@@ -32,6 +32,9 @@ from slurm_escalate.sbatch_args import build_sbatch_args
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore
 
+#: How commands get a Slurm client; tests substitute a fake.
+client_factory: Callable[[], SlurmClient] = SlurmClient
+
 EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE, EXIT_SLURM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 SUBMIT_HELP = """Submit a job (array) and move failed tasks up a resource ladder until done.
@@ -134,7 +137,7 @@ def submit(
     opts = app.SubmitOptions(**own)
     tokens = list(sbatch_args)
     verbosity = verbose - quiet
-    client = SlurmClient()
+    client = client_factory()
     store = ChainStore()
     cwd = os.getcwd()
     prepared = app.prepare(tokens, opts, client, cwd)
@@ -254,7 +257,7 @@ def resume(chain_ref: str, detached: bool, verbose: int, quiet: int) -> int:
             "check squeue before resuming",
             EXIT_USAGE,
         )
-    client = SlurmClient()
+    client = client_factory()
     prepared = app.reload(chain, store, client)
     log_path = str(store.log_path(chain.chain_id))
     monitor = app.make_monitor(chain, prepared, store, client, os.environ)

@@ -154,6 +154,7 @@ class ChainStore:
         """Hold the chain's monitor lock, or raise StateError naming the holder."""
         directory = self.chain_dir(chain_id)
         fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        locked = False
         try:
             deadline = time.monotonic() + wait_s
             while True:
@@ -171,8 +172,14 @@ class ChainStore:
                         ) from None
                     time.sleep(0.1)
             _atomic_write(directory / PID_FILE, f"{socket.gethostname()} {os.getpid()}\n")
+            locked = True
             yield
         finally:
+            if locked and self.monitor_info(chain_id) == (socket.gethostname(), os.getpid()):
+                try:
+                    (directory / PID_FILE).unlink()
+                except OSError:
+                    pass
             os.close(fd)  # closing releases the lock
 
 

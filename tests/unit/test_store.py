@@ -151,6 +151,7 @@ def test_a_second_monitor_cannot_take_the_lock(tmp_path: Path) -> None:
         holder.join(10)
     with store.lock(chain.chain_id, wait_s=1):  # free again once the holder is gone
         assert store.monitor_info(chain.chain_id)[1] == os.getpid()
+    assert store.monitor_info(chain.chain_id) is None  # released: no stale pid file
 
 
 def test_default_home_follows_env_then_xdg() -> None:

@@ -1,0 +1,143 @@
+"""A fake Slurm at the client boundary and a fast-forward clock, shared by unit tests.
+
+The fake hands out job ids, remembers what each submission carried (indices,
+level, attempt, environment) and, when queried, reports each task's outcome
+from a table the test supplies.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from slurm_escalate.arrayspec import expand
+from slurm_escalate.errors import SlurmCommandError
+from slurm_escalate.models import (
+    ClusterLimits,
+    PartitionInfo,
+    SacctRow,
+    SlurmState,
+    TaskRecord,
+)
+from slurm_escalate.monitor import Clock
+
+Outcome = Callable[[int | None, int, int], tuple[SlurmState, str]]  # -> (state, "code:signal")
+
+
+@dataclass
+class Job:
+    job_id: str
+    indices: list[int] | None
+    level: int
+    attempt: int
+    args: list[str]
+    env: dict[str, str]
+    polls_seen: int = 0
+
+
+@dataclass
+class FakeSlurm:
+    outcome: Outcome
+    run_polls: int = 1  # polls a task shows RUNNING before its outcome
+    calls: Counter = field(default_factory=Counter)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    refuse: Callable[[list[str]], str | None] = lambda args: None
+    fail_queries: int = 0
+    on_submit: Callable[[], None] | None = None
+    next_id: int = 100
+
+    def submit(
+        self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> str:
+        self.calls["sbatch"] += 1
+        if self.on_submit:
+            self.on_submit()
+        error = self.refuse(list(args))
+        if error:
+            raise SlurmCommandError(["sbatch"], 1, error)
+        job_id = str(self.next_id)
+        self.next_id += 1
+        assert env is not None
+        self.jobs[job_id] = Job(
+            job_id,
+            _array_indices(args),
+            int(env["SLURM_ESCALATE_LEVEL"]),
+            int(env["SLURM_ESCALATE_ATTEMPT"]),
+            list(args),
+            dict(env),
+        )
+        return job_id
+
+    def query(self, job_ids: Sequence[str]) -> list[TaskRecord]:
+        self.calls["sacct"] += 1
+        if self.fail_queries:
+            self.fail_queries -= 1
+            raise SlurmCommandError(["sacct"], 1, "slurmdbd: Connection refused")
+        records = []
+        for job_id in job_ids:
+            job = self.jobs[job_id]
+            job.polls_seen += 1
+            for index in job.indices if job.indices is not None else [None]:
+                if job.polls_seen <= self.run_polls:
+                    state, code = SlurmState.RUNNING, "0:0"
+                else:
+                    state, code = self.outcome(index, job.level, job.attempt)
+                records.append(_record(job_id, index, state, code))
+        return records
+
+    def limits(self) -> ClusterLimits:
+        return ClusterLimits(max_array_size=1001)
+
+    def partitions(self) -> dict[str, PartitionInfo]:
+        return {
+            "devel": PartitionInfo("devel", 120, 1000),
+            "day": PartitionInfo("day", 300, 2000, True),
+            "week": PartitionInfo("week", 900, 8000),
+        }
+
+
+def _array_indices(args: Sequence[str]) -> list[int] | None:
+    for i, arg in enumerate(args):
+        if arg.startswith("--array="):
+            return expand(arg.split("=", 1)[1])
+        if arg in ("--array", "-a"):
+            return expand(args[i + 1])
+    return None
+
+
+def _record(job_id: str, index: int | None, state: SlurmState, code: str) -> TaskRecord:
+    exit_code, signal = (int(x) for x in code.split(":"))
+    name = job_id if index is None else f"{job_id}_{index}"
+    row = SacctRow(
+        job_id=name,
+        array_job_id=job_id,
+        array_index=index,
+        step=None,
+        state=state,
+        state_text=state.value,
+        exit_code=exit_code,
+        exit_signal=signal,
+        start="2026-11-22T10:00:00",
+        timelimit_s=60,
+    )
+    return TaskRecord(array_job_id=job_id, index=index, job=row)
+
+
+class FastClock(Clock):
+    def __init__(self) -> None:
+        self.t = 1_790_000_000.0
+        self.waits: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.t += seconds
+        return stop.is_set()
+
+
+def ok(index: int | None, level: int, attempt: int) -> tuple[SlurmState, str]:
+    return SlurmState.COMPLETED, "0:0"

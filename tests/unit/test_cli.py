@@ -1,0 +1,174 @@
+"""The command line through its real entry point, with a fake Slurm behind it.
+
+These check what a user sees: one-line errors with exit status 2 and nothing
+submitted, --parsable's first line, --dry-run, exit statuses, status --json.
+The same behaviours are proven against the real cluster in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeSlurm, ok
+
+from slurm_escalate import cli
+from slurm_escalate.models import SlurmState
+
+LADDER = """\
+levels:
+  - {partition: devel, mem: 400M, time: "00:01:00"}
+  - {partition: day, mem: 1000M, time: "00:02:00"}
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    def outcome(index, level, attempt):
+        if index == 1 and level == 0:
+            return SlurmState.OUT_OF_MEMORY, "0:125"
+        if index == 2:
+            return SlurmState.FAILED, "3:0"
+        return SlurmState.COMPLETED, "0:0"
+
+    slurm = FakeSlurm(outcome)
+    monkeypatch.setattr(cli, "client_factory", lambda: slurm)
+    monkeypatch.setenv("SLURM_ESCALATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.sh").write_text("#!/bin/bash\necho hi\n")
+    (tmp_path / "ladder.yaml").write_text(LADDER)
+    return {"slurm": slurm, "home": tmp_path / "state"}
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str, group: bool = False):
+    command, prog = (cli.cli, "slurm-escalate") if group else (cli.submit, "sbatch_escalate")
+    with pytest.raises(SystemExit) as e:
+        cli._run(command, prog, list(args))
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "nope.yaml", "job.sh"], "nope.yaml: no such file"),
+        (["missing.sh"], "job script 'missing.sh' not found"),
+        (
+            ["--array", "0-4", "--detached", "job.sh"],
+            "--detached is an option of this tool: put it before any sbatch option",
+        ),
+        (["--array=5-1", "job.sh"], "invalid --array '5-1': range end 1 is below start 5"),
+        (
+            ["--config", "ladder.yaml", "--start-level", "3", "job.sh"],
+            "--start-level 3 is outside the ladder (levels 0-1)",
+        ),
+        (["--min-poll", "0", "job.sh"], "--min-poll must be positive, got 0"),
+        (["--bogus", "job.sh"], "unknown sbatch option '--bogus'"),
+        ([], "no job script given"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_submitted(world, capsys, args, message):
+    code, out, err = invoke(capsys, *args)
+    assert code == 2
+    assert err == f"sbatch_escalate: error: {message}\n"
+    assert world["slurm"].calls["sbatch"] == 0
+    assert not (world["home"] / "chains").exists() or not any((world["home"] / "chains").iterdir())
+
+
+def test_ladder_checked_against_the_cluster(world, capsys, tmp_path):
+    (tmp_path / "big.yaml").write_text("levels:\n  - {partition: week, mem: 20G}\n")
+    code, _, err = invoke(capsys, "--config", "big.yaml", "job.sh")
+    assert code == 2
+    assert err == (
+        "sbatch_escalate: error: big.yaml: levels[0].mem: 20G exceeds the largest node "
+        "of partition 'week' (8000M)\n"
+    )
+
+
+def test_dry_run_prints_the_command_and_submits_nothing(world, capsys):
+    code, out, _ = invoke(
+        capsys,
+        "--dry-run",
+        "--config",
+        "ladder.yaml",
+        "--array=0-9%2",
+        "-t",
+        "5",
+        "job.sh",
+        "a b",
+        "$X;*",
+    )
+    assert code == 0
+    assert out == (
+        "sbatch --parsable --array=0-9%2 -t 5 --partition=devel --mem=400M job.sh 'a b' '$X;*'\n"
+    )
+    assert world["slurm"].calls["sbatch"] == 0
+
+
+def test_foreground_run_parsable_and_exit_status(world, capsys):
+    code, out, err = invoke(
+        capsys,
+        "--parsable",
+        "--min-poll",
+        "0.01",
+        "--config",
+        "ladder.yaml",
+        "--array=0-3",
+        "job.sh",
+    )
+    assert code == 1  # task 2 has a bug
+    chain_id = out.strip()
+    assert out == f"{chain_id}\n"  # stdout carries only the chain id
+    assert "task 101_1 COMPLETED at level 1" in err
+    assert "FAILED exit 3 (not retried)" in err
+    code, out, _ = invoke(capsys, "status", chain_id[-4:], "--json", group=True)
+    status = json.loads(out)
+    assert status["state"] == "FAILED" and status["chain_id"] == chain_id
+    assert [(t["index"], t["state"], t["level"], t["attempts"]) for t in status["tasks"]] == [
+        (0, "COMPLETED", 0, 1),
+        (1, "COMPLETED", 1, 2),
+        (2, "FAILED", 0, 1),
+        (3, "COMPLETED", 0, 1),
+    ]
+    assert status["tasks"][1]["job_ids"] == ["100_1", "101_1"]
+    assert status["tasks"][2]["exit_code"] == 3
+    assert [(s["job_id"], s["level"], s["array"]) for s in status["submissions"]] == [
+        ("100", 0, "0-3"),
+        ("101", 1, "1"),
+    ]
+    assert set(status) >= {"chain_id", "state", "script", "tasks", "submissions", "log_file"}
+    log = Path(status["log_file"]).read_text()
+    assert "submitted array 1 at level 1 (attempt 2) as job 101" in log
+
+
+def test_all_completed_exits_0_and_list_shows_it(world, capsys):
+    world["slurm"].outcome = ok
+    code, out, _ = invoke(capsys, "--min-poll", "0.01", "job.sh")
+    assert code == 0
+    chain_id = next(line for line in out.splitlines() if line.startswith("chain "))
+    chain_id = chain_id.split()[1].rstrip(":")
+    code, out, _ = invoke(capsys, "list", group=True)
+    assert code == 0
+    assert chain_id in out and "COMPLETED" in out
+    assert out.splitlines()[1].split()[5] == "-"  # no monitor runs any more
+    code, out, _ = invoke(capsys, "list", "--json", group=True)
+    assert json.loads(out)[0]["state"] == "COMPLETED"
+
+
+def test_refused_first_submission_exits_3(world, capsys):
+    world["slurm"].refuse = lambda args: (
+        "sbatch: error: Batch job submission failed: Invalid account"
+    )
+    code, _, err = invoke(capsys, "--min-poll", "0.01", "job.sh")
+    assert code == 3
+    assert err.endswith(
+        "sbatch_escalate: error: sbatch refused the job: "
+        "sbatch: error: Batch job submission failed: Invalid account\n"
+    )
+
+
+def test_status_of_unknown_chain(world, capsys):
+    code, _, err = invoke(capsys, "status", "nope", group=True)
+    assert code == 2
+    assert err.startswith("slurm-escalate: error: no chain 'nope' under ")
