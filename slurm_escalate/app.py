@@ -23,11 +23,9 @@ from slurm_escalate.plan import PlanContext
 from slurm_escalate.sbatch_args import (
     JobRequest,
     array_spec,
-    load_script,
-    parse_sbatch_options,
-    read_directives,
+    load_request,
+    make_request,
     requested_level,
-    split_command_line,
 )
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore, new_chain_id
@@ -79,27 +77,24 @@ class Prepared:
 
 
 def build_request(tokens: Sequence[str], cwd: str, script_file: str | None = None) -> JobRequest:
-    """Parse ``[SBATCH OPTIONS] SCRIPT [ARGS]``; ``script_file`` reads a saved copy instead."""
+    """Parse ``[SBATCH OPTIONS] SCRIPT [ARGS]``; ``script_file`` reads a saved copy instead.
+
+    The script is found the way sbatch finds it (``--chdir``, the working
+    directory, then ``PATH``), and must be a text file starting with ``#!``.
+    """
     try:
-        sbatch_tokens, script, script_args = split_command_line(tokens)
+        if script_file is None:
+            return load_request(tokens, cwd, path_env=os.environ.get("PATH"))
+        return make_request(tokens, Path(script_file).read_text(encoding="utf-8"))
     except UsageError as e:
-        late = next((t for t in tokens if t.split("=", 1)[0] in OWN_OPTIONS and t in str(e)), None)
-        if late:
-            name = late.split("=", 1)[0]
-            msg = f"{name} is an option of this tool: put it before any sbatch option"
-            raise UsageError(msg) from None
+        for token in tokens:
+            name = token.split("=", 1)[0]
+            if name in OWN_OPTIONS and f"'{name}'" in str(e):
+                msg = f"{name} is an option of this tool: put it before any sbatch option"
+                raise UsageError(msg) from None
         raise
-    directives: tuple = ()
-    if script is not None:
-        text = load_script(script_file or script, cwd)
-        directives = read_directives(text)
-    return JobRequest(
-        sbatch_args=tuple(sbatch_tokens),
-        options=parse_sbatch_options(sbatch_tokens),
-        script=script,
-        script_args=tuple(script_args),
-        directives=directives,
-    )
+    except OSError as e:
+        raise StateError(f"cannot read the saved job script {script_file}: {e.strerror}") from None
 
 
 def apply_overrides(policy: Policy, opts: SubmitOptions) -> Policy:
@@ -178,10 +173,10 @@ def create_chain(
     )
     directory = store.create(chain)
     try:
-        if request.script is not None:
+        if request.script is not None and request.script_text is not None:
             copy = directory / "script" / Path(request.script).name
             copy.parent.mkdir()
-            shutil.copy2(Path(cwd, request.script), copy)
+            copy.write_text(request.script_text, encoding="utf-8")
             chain.script_copy = str(copy)
         if prepared.config_path is not None:
             shutil.copy2(prepared.config_path, directory / LADDER_COPY)

@@ -9,6 +9,7 @@ any point loses nothing that already happened.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -40,7 +41,7 @@ from slurm_escalate.plan import (
     resources_for,
     submission_env,
 )
-from slurm_escalate.sbatch_args import build_sbatch_args, effective
+from slurm_escalate.sbatch_args import build_sbatch_args, effective, resolve_directive_conflicts
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore
 from slurm_escalate.units import parse_mem_mb
@@ -140,6 +141,7 @@ class Monitor:
 
     def _submit(self, plan: PlannedSubmission) -> Submission:
         """Record the intent, run sbatch, record the outcome; raises SlurmCommandError."""
+        plan = self._without_directive_conflicts(plan)
         sub = Submission(
             seq=len(self.chain.submissions) + 1,
             level=plan.level,
@@ -183,6 +185,32 @@ class Monitor:
         if self.ctx.initial_job_id is None:
             self.ctx = replace(self.ctx, initial_job_id=job_id)
         return sub
+
+    def _without_directive_conflicts(self, plan: PlannedSubmission) -> PlannedSubmission:
+        """Point the plan at a script copy sbatch accepts together with the plan's options.
+
+        A level's ``--mem`` on the command line cannot coexist with the script's
+        ``#SBATCH --mem-per-cpu`` (sbatch refuses both), and nothing on a command
+        line cancels a directive. So when they clash, this attempt runs a copy of
+        the script with only the clashing words removed.
+        """
+        text = self.ctx.request.script_text
+        if text is None or self.chain.script_copy is None:
+            return plan
+        fixed = resolve_directive_conflicts(text, plan.args)
+        if fixed == text:
+            return plan
+        seq = len(self.chain.submissions) + 1
+        copy = self.store.chain_dir(self.chain.chain_id) / "script" / str(seq)
+        copy.mkdir(parents=True, exist_ok=True)
+        path = copy / os.path.basename(self.chain.script_copy)
+        path.write_text(fixed, encoding="utf-8")
+        args = list(plan.args)
+        at = len(args) - len(self.ctx.request.script_args) - 1
+        assert args[at] == self.chain.script_copy
+        args[at] = str(path)
+        self.log.info(f"submission {seq}: script copy without directives that clash with --mem")
+        return replace(plan, args=tuple(args))
 
     def _resubmit(self, retries: list[TaskStatus]) -> None:
         triples = [(t.index, t.target_level, len(t.attempts) + 1) for t in retries]

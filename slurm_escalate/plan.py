@@ -58,7 +58,8 @@ def submission_env(
     base: Mapping[str, str], chain_vars: Iterable[tuple[str, str]]
 ) -> dict[str, str]:
     """``base`` without variables of any enclosing chain, plus this chain's."""
-    ours = (ENV_INITIAL_JOB_ID, ENV_LONGRUN_INITIAL_JOB_ID)
+    # SBATCH_WAIT would make sbatch block until the job ends, like the refused --wait.
+    ours = (ENV_INITIAL_JOB_ID, ENV_LONGRUN_INITIAL_JOB_ID, "SBATCH_WAIT")
     env = {k: v for k, v in base.items() if not k.startswith("SLURM_ESCALATE_") and k not in ours}
     env.update(chain_vars)
     return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ levels:
 state_handling: {PREEMPTED: resubmit, exit_codes: {137: escalate}}
 max_resubmits: 2
 """
+
 
 def build(
     tmp_path: Path, slurm: FakeSlurm, tokens: list[str], ladder: str | None = LADDER, **opts
@@ -230,3 +232,28 @@ def test_a_job_not_yet_in_sacct_is_pending_not_lost(tmp_path: Path) -> None:
     for _ in range(10):
         monitor.poll_once()
     assert {t.state for t in monitor.chain.tasks} == {TaskState.PENDING}
+
+
+def test_script_mem_per_cpu_does_not_clash_with_the_ladders_mem(tmp_path: Path) -> None:
+    """sbatch refuses --mem with a script's #SBATCH --mem-per-cpu (checked with --test-only)."""
+    slurm = FakeSlurm(ok)
+    monitor, store = build(tmp_path, slurm, ["--array=0", "job.sh", "arg"])
+    script = "#!/bin/bash\n#SBATCH --mem-per-cpu=100M -c 2\n#SBATCH --job-name=t\necho hi\n"
+    request = app.make_request(["--array=0", "job.sh", "arg"], script)
+    monitor.ctx = replace(monitor.ctx, request=request)
+    run(monitor)
+    args = next(iter(slurm.jobs.values())).args
+    assert "--mem=400M" in args and args[-1] == "arg"
+    copy = Path(args[-2])
+    assert copy.parent.name == "1" and copy.name == "job.sh"
+    assert copy.read_text() == "#!/bin/bash\n#SBATCH  -c 2\n#SBATCH --job-name=t\necho hi\n"
+
+
+def test_resume_rebuilds_the_same_plan_from_the_chain_directory(tmp_path: Path) -> None:
+    slurm = FakeSlurm(ok)
+    monitor, store = build(tmp_path, slurm, ["--array=0-2", "-t", "5", "job.sh", "a b"])
+    monitor.start()
+    chain = store.load(monitor.chain.chain_id)
+    prepared = app.reload(chain, store, slurm)  # type: ignore[arg-type]
+    assert prepared.request == monitor.ctx.request
+    assert prepared.policy == monitor.ctx.policy
