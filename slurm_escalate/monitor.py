@@ -46,7 +46,8 @@ from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore
 from slurm_escalate.units import parse_mem_mb
 
-VANISHED_POLLS = 3  # polls a task may be missing from its visible array before it counts as gone
+VANISHED_POLLS = 3  # a task missing from its visible array this many polls in a row ...
+VANISHED_GRACE_S = 60.0  # ... and for this long has been cancelled while pending
 MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
 _RUNNING_STATES = {SlurmState.RUNNING, SlurmState.COMPLETING, SlurmState.SUSPENDED}
 
@@ -94,7 +95,7 @@ class Monitor:
         self.on_poll = on_poll
         self.log = logger.bind(chain=chain.chain_id)
         self._refusals: dict[tuple[int, int], int] = {}
-        self._absent: dict[int | None, int] = {}
+        self._absent: dict[int | None, tuple[int, float]] = {}  # index -> (polls, since)
         self._deadlines: list[float] = []
 
     # ----------------------------------------------------------------- submit
@@ -247,7 +248,9 @@ class Monitor:
         job_ids = self.chain.unfinished_job_ids()
         records = self.client.query(job_ids) if job_ids else []
         by_key = {(r.array_job_id, r.index): r for r in records}
-        jobs_seen = {r.array_job_id for r in records}
+        # Only task rows make an array visible: for its first seconds sacct shows a new
+        # array under its bare id alone ("569|PENDING"), before the tasks are split out.
+        jobs_seen = {r.array_job_id for r in records if r.index is not None}
         now = self.clock.now()
         self._deadlines = []
         changed = False
@@ -260,7 +263,7 @@ class Monitor:
                 continue
             record = by_key.get((task.current.job_id, task.index))
             if record is None:
-                changed |= self._missing(task, task.current.job_id in jobs_seen)
+                changed |= self._missing(task, task.current.job_id in jobs_seen, now)
                 continue
             self._absent.pop(task.index, None)
             changed |= self._observe(task, record, now, retries)
@@ -275,21 +278,25 @@ class Monitor:
             self.store.save(self.chain)
         return changed
 
-    def _missing(self, task: TaskStatus, job_visible: bool) -> bool:
+    def _missing(self, task: TaskStatus, job_visible: bool, now: float) -> bool:
         """A task sacct does not show is pending, unless its array is visible without it.
 
         sacct lists a pending array as one ``123_[...]`` row; a task cancelled
-        while pending silently drops out of it. Only after ``VANISHED_POLLS``
-        polls in a row (so a row in transit is not mistaken for it) is it CANCELLED.
+        while pending silently drops out of it. Only when it has been missing for
+        ``VANISHED_POLLS`` polls and ``VANISHED_GRACE_S`` seconds in a row (so a
+        row in transit is never mistaken for it) does it count as CANCELLED.
         """
         if not job_visible:
+            self._absent.pop(task.index, None)
             return False
-        count = self._absent[task.index] = self._absent.get(task.index, 0) + 1
-        if count < VANISHED_POLLS:
+        polls, since = self._absent.get(task.index, (0, now))
+        self._absent[task.index] = (polls + 1, since)
+        if polls + 1 < VANISHED_POLLS or now - since < VANISHED_GRACE_S:
             return False
         task.state = TaskState.CANCELLED
         task.reason = "vanished from sacct while pending (cancelled before it started)"
-        self.log.error(f"task {task.task_job_id(task.current)} CANCELLED: {task.reason}")  # type: ignore[arg-type]
+        name = task.task_job_id(task.current) if task.current else str(task.index)
+        self.log.error(f"task {name} CANCELLED: {task.reason}")
         return True
 
     def _observe(

@@ -216,8 +216,14 @@ def test_a_task_cancelled_while_pending_vanishes_and_is_not_waited_for(tmp_path:
     monitor.start()
     job = next(iter(slurm.jobs.values()))
     job.indices = [0, 1, 3]  # index 2 no longer appears anywhere
-    for _ in range(3):
+    clock = monitor.clock
+    assert isinstance(clock, FastClock)
+    for _ in range(5):  # missing for several polls, but only a few seconds: still pending
         monitor.poll_once()
+        clock.t += 1
+    assert monitor.chain.task(2).state is TaskState.PENDING
+    clock.t += 60
+    monitor.poll_once()
     task = monitor.chain.task(2)
     assert task.state is TaskState.CANCELLED
     assert "vanished from sacct" in task.reason
@@ -257,3 +263,34 @@ def test_resume_rebuilds_the_same_plan_from_the_chain_directory(tmp_path: Path) 
     prepared = app.reload(chain, store, slurm)  # type: ignore[arg-type]
     assert prepared.request == monitor.ctx.request
     assert prepared.policy == monitor.ctx.policy
+
+
+def test_a_new_array_seen_only_under_its_bare_id_is_not_vanished(tmp_path: Path) -> None:
+    """Recorded on the cluster: for its first seconds sacct shows `569|PENDING` and no tasks."""
+    slurm = FakeSlurm(ok)
+    monitor, _ = build(tmp_path, slurm, ["--array=0-1", "job.sh"])
+    job_id = monitor.start()
+    bare = _bare(job_id)
+    slurm.query = lambda job_ids: [bare]  # type: ignore[method-assign]
+    clock = monitor.clock
+    assert isinstance(clock, FastClock)
+    for _ in range(20):
+        monitor.poll_once()
+        clock.t += 30
+    assert {t.state for t in monitor.chain.tasks} == {TaskState.PENDING}
+
+
+def _bare(job_id: str):
+    from slurm_escalate.models import SacctRow, TaskRecord
+
+    row = SacctRow(
+        job_id=job_id,
+        array_job_id=job_id,
+        array_index=None,
+        step=None,
+        state=SlurmState.COMPLETED,
+        state_text="COMPLETED",
+        exit_code=0,
+        exit_signal=0,
+    )
+    return TaskRecord(array_job_id=job_id, index=None, job=row)
