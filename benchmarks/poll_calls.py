@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from loguru import logger
+
 from slurm_escalate import app
 from slurm_escalate.monitor import PollReport
 from slurm_escalate.slurm.client import SlurmClient
@@ -54,6 +56,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=10, help="every Nth task (index %% N == 8) OOMs")
     ap.add_argument("--min-poll", type=float, default=2.0)
     args = ap.parse_args()
+    logger.remove()
     work = Path(tempfile.mkdtemp(prefix="poll-calls-"))
     (work / "job.sh").write_text(SCRIPT.format(every=args.every))
     (work / "ladder.yaml").write_text(LADDER)
@@ -84,10 +87,14 @@ def main() -> None:
     print(f"tasks: {args.tasks}; chain {state.value} in {wall:.0f}s; polls: {len(polls)}")
     print(f"set-up calls before the first sbatch: {dict(before)}")
     print(f"sacct calls per poll -> number of polls: {dict(sacct_per_poll)}")
-    print(f"sbatch calls in all: {runner.calls['sbatch']} "
-          f"(1 first submission + {runner.calls['sbatch'] - 1} resubmissions)")
+    print(
+        f"sbatch calls in all: {runner.calls['sbatch']} "
+        f"(1 first submission + {runner.calls['sbatch'] - 1} resubmissions)"
+    )
     print(f"scontrol calls in all: {runner.calls['scontrol']}")
-    print(f"mean sacct wall time per poll: {runner.seconds['sacct'] / max(1, runner.calls['sacct']):.3f}s")
+    print(
+        f"mean sacct wall time per poll: {runner.seconds['sacct'] / max(1, runner.calls['sacct']):.3f}s"
+    )
     counts = Counter(t.state.value for t in monitor.chain.tasks)
     print(f"task states: {dict(counts)}")
 
