@@ -48,7 +48,7 @@ run_tests() {
     setup_python
     cluster_up
     log "ruff"
-    ruff check slurm_escalate tests
+    ruff check slurm_escalate tests benchmarks
     log "mypy"
     mypy slurm_escalate
     log "pytest (unit and end-to-end, in parallel)"

@@ -92,9 +92,8 @@ def main() -> None:
         f"(1 first submission + {runner.calls['sbatch'] - 1} resubmissions)"
     )
     print(f"scontrol calls in all: {runner.calls['scontrol']}")
-    print(
-        f"mean sacct wall time per poll: {runner.seconds['sacct'] / max(1, runner.calls['sacct']):.3f}s"
-    )
+    mean = runner.seconds["sacct"] / max(1, runner.calls["sacct"])
+    print(f"mean sacct wall time per poll: {mean:.3f}s")
     counts = Counter(t.state.value for t in monitor.chain.tasks)
     print(f"task states: {dict(counts)}")
 
