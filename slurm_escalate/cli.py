@@ -66,10 +66,17 @@ Note: -v, -q and -h are this tool's; use sbatch's long forms --qos, --verbose.
 """
 
 
-class CliError(click.ClickException):
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class UsageCliError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
+class SlurmCliError(click.ClickException):
+    exit_code = EXIT_SLURM
+
+
+def CliError(message: str, exit_code: int) -> click.ClickException:  # noqa: N802
+    """A ClickException carrying one of our exit statuses (2 or 3)."""
+    return SlurmCliError(message) if exit_code == EXIT_SLURM else UsageCliError(message)
 
 
 def _domain_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
