@@ -41,6 +41,14 @@ class Attempt:
     exit_code: int | None = None
     reason: str = ""
     max_rss_kb: int | None = None
+    # What sacct said about the finished attempt, for reports (None when unknown):
+    start: str | None = None
+    end: str | None = None
+    elapsed_s: int | None = None
+    node: str | None = None
+    partition: str | None = None
+    req_mem: str | None = None  # as sacct prints ReqMem, e.g. "400M"
+    timelimit_s: int | None = None
 
 
 @dataclass
@@ -75,6 +83,7 @@ class Submission:
     job_id: str | None = None
     submitted_at: float | None = None
     error: str | None = None
+    cpus: int = 1  # cores per task, for core-hour accounting (--cpus-per-task, else 1)
 
 
 @dataclass

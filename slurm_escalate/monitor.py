@@ -151,6 +151,7 @@ class Monitor:
             array=plan.array,
             args=list(plan.args),
             intent_at=self.clock.now(),
+            cpus=self._cpus(plan.level),
         )
         self.chain.submissions.append(sub)
         self.store.save(self.chain)
@@ -186,6 +187,13 @@ class Monitor:
         if self.ctx.initial_job_id is None:
             self.ctx = replace(self.ctx, initial_job_id=job_id)
         return sub
+
+    def _cpus(self, level: int) -> int:
+        resources = resources_for(self.policy, level, self.ctx.base)
+        if resources is not None and resources.cpus_per_task:
+            return resources.cpus_per_task
+        text = effective(self.ctx.request, "cpus-per-task")
+        return int(text) if text and text.isdigit() and int(text) > 0 else 1
 
     def _without_directive_conflicts(self, plan: PlannedSubmission) -> PlannedSubmission:
         """Point the plan at a script copy sbatch accepts together with the plan's options.
@@ -317,6 +325,10 @@ class Monitor:
         assert attempt is not None
         attempt.outcome, attempt.exit_code = c.kind.value, c.exit_code
         attempt.reason, attempt.max_rss_kb = c.reason, c.max_rss_kb
+        job = record.job
+        attempt.start, attempt.end, attempt.elapsed_s = job.start, job.end, job.elapsed_s
+        attempt.node, attempt.partition = job.nodes, job.partition
+        attempt.req_mem, attempt.timelimit_s = job.req_mem, job.timelimit_s
         progress = TaskProgress(task.level, len(task.attempts), task.resubmits_at_level)
         decision = decide(c, progress, self.policy)
         assert decision is not None

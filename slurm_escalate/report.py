@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from slurm_escalate.chain import Chain, SubmissionStatus, TaskStatus
+from slurm_escalate.chain import Attempt, Chain, SubmissionStatus, TaskStatus
 from slurm_escalate.models import TaskState
 
 _ORDER = [
@@ -62,18 +63,14 @@ def _task_json(t: TaskStatus) -> dict[str, Any]:
         "job_ids": [t.task_job_id(a) for a in t.attempts],
         "exit_code": t.exit_code,
         "reason": t.reason,
-        "history": [
-            {
-                "job_id": t.task_job_id(a),
-                "level": a.level,
-                "outcome": a.outcome,
-                "exit_code": a.exit_code,
-                "reason": a.reason,
-                "max_rss_kb": a.max_rss_kb,
-            }
-            for a in t.attempts
-        ],
+        "history": [{"job_id": t.task_job_id(a), **_attempt_json(a)} for a in t.attempts],
     }
+
+
+def _attempt_json(a: Attempt) -> dict[str, Any]:
+    fields = asdict(a)
+    fields.pop("job_id")
+    return fields
 
 
 def _iso(ts: float | None) -> str | None:
