@@ -10,6 +10,7 @@ any point loses nothing that already happened.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -385,12 +386,14 @@ class Monitor:
         """Poll until every task is final or ``stop`` is set; returns the chain state."""
         quiet = failures = 0
         while self.chain.state is ChainState.RUNNING:
+            error = None
             try:
                 changed = self.poll_once()
                 failures = 0
             except SlurmCommandError as e:
                 failures += 1
                 changed = False
+                error = str(e)
                 self.log.warning(f"Slurm query failed ({e}); backing off")
             quiet = 0 if changed else quiet + 1
             interval = next_poll_interval(
@@ -401,6 +404,7 @@ class Monitor:
                 min_poll=self.chain.min_poll,
                 max_poll=self.chain.max_poll,
             )
+            self._beat(failures, interval, error)
             if self.on_poll:
                 self.on_poll(self.chain, PollReport(changed, interval, failures))
             if self.chain.state is not ChainState.RUNNING:
@@ -409,6 +413,20 @@ class Monitor:
             if self.clock.wait(stop, interval):
                 break
         return self.chain.state
+
+    def _beat(self, failures: int, interval: float, error: str | None) -> None:
+        beat = {
+            "at": self.clock.now(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "failures": failures,
+            "next_poll_s": round(interval, 1),
+            "error": error,
+        }
+        try:
+            self.store.beat(self.chain.chain_id, beat)
+        except EscalateError as e:  # a missed pulse must not stop the monitor
+            self.log.warning(f"cannot write heartbeat: {e}")
 
 
 def _epoch(iso: str) -> float:

@@ -41,6 +41,7 @@ STATE_FILE = "state.json"
 LOG_FILE = "monitor.log"
 LOCK_FILE = "monitor.lock"
 PID_FILE = "monitor.pid"
+HEARTBEAT_FILE = "heartbeat.json"
 
 
 def default_home(environ: dict[str, str] | None = None) -> Path:
@@ -124,6 +125,18 @@ class ChainStore:
             return sorted(p.name for p in self.chains_dir.iterdir() if (p / STATE_FILE).is_file())
         except FileNotFoundError:
             return []
+
+    def beat(self, chain_id: str, beat: dict[str, object]) -> None:
+        """The monitor's pulse after every poll (small; the state file is not rewritten)."""
+        _atomic_write(self.chain_dir(chain_id) / HEARTBEAT_FILE, json.dumps(beat))
+
+    def heartbeat(self, chain_id: str) -> dict[str, object] | None:
+        """The last pulse: {"at", "pid", "host", "failures", "next_poll_s", "error"}, or None."""
+        try:
+            data = json.loads((self.chain_dir(chain_id) / HEARTBEAT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def monitor_info(self, chain_id: str) -> tuple[str, int] | None:
         """(host, pid) of the monitor that last claimed the chain, if its pid file says so."""
