@@ -84,6 +84,7 @@ class Submission:
     submitted_at: float | None = None
     error: str | None = None
     cpus: int = 1  # cores per task, for core-hour accounting (--cpus-per-task, else 1)
+    token: str | None = None  # --comment carried on the job, to find it after a crash
 
 
 @dataclass

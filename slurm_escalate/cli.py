@@ -24,7 +24,7 @@ from slurm_escalate import app
 from slurm_escalate.chain import Chain
 from slurm_escalate.console import Console, add_file_sink
 from slurm_escalate.daemon import DetachError, detach
-from slurm_escalate.errors import EscalateError
+from slurm_escalate.errors import EscalateError, UsageError
 from slurm_escalate.models import ChainState
 from slurm_escalate.monitor import Monitor
 from slurm_escalate.report import list_rows, status_json, summary
@@ -243,27 +243,39 @@ def _daemon_main(
 @click.command("resume", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("chain_ref", metavar="CHAIN")
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
+@click.option("--min-poll", type=float, metavar="SECONDS", help="Floor of the poll interval.")
+@click.option("--max-poll", type=float, metavar="SECONDS", help="Ceiling of the poll interval.")
 @click.option("-v", "--verbose", count=True)
 @click.option("-q", "--quiet", count=True)
 @_domain_errors
-def resume(chain_ref: str, detached: bool, verbose: int, quiet: int) -> int:
-    """Start monitoring CHAIN again after Ctrl-C or a stopped daemon."""
+def resume(
+    chain_ref: str,
+    detached: bool,
+    min_poll: float | None,
+    max_poll: float | None,
+    verbose: int,
+    quiet: int,
+) -> int:
+    """Take over CHAIN after Ctrl-C, a crash, a reboot or a stopped daemon.
+
+    Submissions interrupted inside sbatch are looked up in Slurm by the token
+    on the job before anything is resubmitted; tasks that ended while no
+    monitor ran are classified and escalated as usual.
+    """
     store = ChainStore()
     chain = store.load(chain_ref)
+    with store.lock(chain.chain_id, wait_s=0):  # fail now, not in the daemon, if one runs
+        chain = store.load(chain.chain_id)
+    if min_poll is not None:
+        if min_poll <= 0:
+            raise UsageError(f"--min-poll must be positive, got {min_poll:g}")
+        chain.min_poll = min_poll
+        chain.max_poll = max(chain.max_poll, min_poll)
+    if max_poll is not None:
+        chain.max_poll = max(max_poll, chain.min_poll)
     if chain.state is not ChainState.RUNNING:
         click.echo(summary(chain, time.time()))
         return EXIT_OK if chain.state is ChainState.COMPLETED else EXIT_TASKS_FAILED
-    unsure = [
-        s.seq
-        for s in chain.submissions
-        if s.job_id is None and s.status.value in ("INTENT", "UNKNOWN")
-    ]
-    if unsure:
-        raise CliError(
-            f"chain {chain.chain_id}: submission {unsure[0]} was interrupted inside sbatch; "
-            "check squeue before resuming",
-            EXIT_USAGE,
-        )
     client = client_factory()
     prepared = app.reload(chain, store, client)
     log_path = str(store.log_path(chain.chain_id))

@@ -19,10 +19,11 @@ from datetime import datetime
 
 from loguru import logger
 
-from slurm_escalate.arrayspec import compress
+from slurm_escalate.arrayspec import compress, expand
 from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
 from slurm_escalate.classify import classify, decide
 from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
+from slurm_escalate.faults import crash_point
 from slurm_escalate.interval import next_poll_interval
 from slurm_escalate.models import (
     ChainState,
@@ -49,7 +50,16 @@ from slurm_escalate.units import parse_mem_mb
 
 VANISHED_POLLS = 3  # a task missing from its visible array this many polls in a row ...
 VANISHED_GRACE_S = 60.0  # ... and for this long has been cancelled while pending
-MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
+MAX_REFUSALS = 3
+TOKEN_PREFIX = "slurm-escalate:"  # --comment=slurm-escalate:<chain>:<submission>
+LOOKUP_SLACK_S = 300.0  # look for a token in jobs submitted from this long before the intent
+
+
+class _Unknown:
+    """Slurm could not be asked, or the job carries no token."""
+
+
+UNKNOWN = _Unknown()  # consecutive refused resubmissions of one group before its tasks fail
 _RUNNING_STATES = {SlurmState.RUNNING, SlurmState.COMPLETING, SlurmState.SUSPENDED}
 
 
@@ -142,52 +152,137 @@ class Monitor:
         return sub.job_id
 
     def _submit(self, plan: PlannedSubmission) -> Submission:
-        """Record the intent, run sbatch, record the outcome; raises SlurmCommandError."""
+        """Record the intent, run sbatch, record the outcome; raises SlurmCommandError.
+
+        When sbatch fails, the job is looked up by its token first: sbatch can
+        report an error (or time out) after the controller accepted the job.
+        """
         plan = self._without_directive_conflicts(plan)
+        seq = len(self.chain.submissions) + 1
+        args, token = list(plan.args), None
+        if effective(self.ctx.request, "comment") is None:
+            token = f"{TOKEN_PREFIX}{self.chain.chain_id}:{seq}"
+            args.insert(self._script_position(args), f"--comment={token}")
         sub = Submission(
-            seq=len(self.chain.submissions) + 1,
+            seq=seq,
             level=plan.level,
             attempt=plan.attempt,
             indices=compress(plan.indices) if plan.indices else None,
             array=plan.array,
-            args=list(plan.args),
+            args=args,
             intent_at=self.clock.now(),
             cpus=self._cpus(plan.level),
+            token=token,
         )
         self.chain.submissions.append(sub)
         self.store.save(self.chain)
         env = submission_env(self.environ, plan.env)
+        crash_point("before-sbatch")
         try:
-            job_id = self.client.submit(plan.args, env=env, cwd=self.chain.cwd)
-        except SlurmParseError as e:  # sbatch said something unexpected: it may have submitted
-            sub.status, sub.error = SubmissionStatus.UNKNOWN, str(e)
+            job_id = self.client.submit(args, env=env, cwd=self.chain.cwd)
+        except (SlurmCommandError, SlurmParseError) as e:
+            error = e if isinstance(e, SlurmCommandError) else _uncertain(e)
+            sub.error = _last_line(error)
+            found = self._lookup(sub, error.timed_out)
+            if isinstance(found, str):
+                self.log.warning(f"sbatch reported '{sub.error}', but job {found} exists")
+                self._record_submitted(sub, found)
+                return sub
+            sub.status = SubmissionStatus.REFUSED if found is None else SubmissionStatus.UNKNOWN
             self.store.save(self.chain)
-            raise SlurmCommandError(["sbatch"], None, str(e), timed_out=True) from None
+            raise error from None
+        crash_point("after-sbatch")
+        self._record_submitted(sub, job_id)
+        crash_point("after-record")
+        return sub
+
+    def _script_position(self, args: list[str]) -> int:
+        """Where options end: before the script and its arguments (the end with --wrap)."""
+        if self.ctx.request.script is None:
+            return len(args)
+        return len(args) - len(self.ctx.request.script_args) - 1
+
+    def _lookup(self, sub: Submission, timed_out: bool) -> str | None | _Unknown:
+        """The job id carrying ``sub``'s token; None when Slurm has no such job."""
+        if sub.token is None:  # the user's own --comment: no way to tell
+            return UNKNOWN if timed_out else None
+        try:
+            found = self.client.find_tokens(
+                f"{TOKEN_PREFIX}{self.chain.chain_id}:", sub.intent_at - LOOKUP_SLACK_S
+            )
         except SlurmCommandError as e:
-            sub.status = SubmissionStatus.UNKNOWN if e.timed_out else SubmissionStatus.REFUSED
-            sub.error = _last_line(e)
-            self.store.save(self.chain)
-            raise
+            self.log.warning(f"cannot look for submission {sub.seq} in Slurm yet: {e}")
+            return UNKNOWN
+        return found.get(sub.token)
+
+    def _record_submitted(self, sub: Submission, job_id: str) -> None:
         sub.status, sub.job_id, sub.submitted_at = (
             SubmissionStatus.SUBMITTED,
             job_id,
             self.clock.now(),
         )
-        for index in plan.indices if plan.indices is not None else (None,):
+        for index in _indices(sub):
             task = self.chain.task(index)
-            same = bool(task.attempts) and task.level == plan.level
+            same = bool(task.attempts) and task.level == sub.level
             task.resubmits_at_level = task.resubmits_at_level + 1 if same else 0
-            task.level = plan.level
-            task.attempts.append(Attempt(job_id=job_id, level=plan.level, submission=sub.seq))
+            task.level = sub.level
+            task.attempts.append(Attempt(job_id=job_id, level=sub.level, submission=sub.seq))
             task.state, task.target_level = TaskState.PENDING, None
         self.store.save(self.chain)
-        what = f"array {plan.array or sub.indices}" if self.chain.is_array else "job"
+        what = f"array {sub.array or sub.indices}" if self.chain.is_array else "job"
         self.log.info(
-            f"submitted {what} at level {plan.level} (attempt {plan.attempt}) as job {job_id}"
+            f"submitted {what} at level {sub.level} (attempt {sub.attempt}) as job {job_id}"
         )
         if self.ctx.initial_job_id is None:
             self.ctx = replace(self.ctx, initial_job_id=job_id)
-        return sub
+
+    def reconcile(self) -> set[int | None]:
+        """Settle submissions whose sbatch was interrupted; returns indices still in doubt.
+
+        A submission recorded as an intent (the monitor died inside sbatch) or as
+        UNKNOWN (sbatch timed out) is looked up by its token. Found: its tasks get
+        the job as their attempt. Not found: it never happened, and its tasks are
+        resubmitted. Slurm unreachable: its tasks wait; nothing is resubmitted
+        while it might exist.
+        """
+        doubtful = [
+            s
+            for s in self.chain.submissions
+            if s.job_id is None and s.status in (SubmissionStatus.INTENT, SubmissionStatus.UNKNOWN)
+        ]
+        blocked: set[int | None] = set()
+        for sub in doubtful:
+            indices = _indices(sub)
+            found = self._lookup(sub, timed_out=True)
+            if isinstance(found, str):
+                self.log.warning(f"submission {sub.seq} was interrupted; found it as job {found}")
+                self._record_submitted(sub, found)
+                continue
+            if found is UNKNOWN:
+                blocked.update(indices)
+                if sub.token is None:
+                    self._fail(
+                        indices,
+                        "sbatch was interrupted and the job carries no token: "
+                        "check squeue, then resubmit by hand",
+                    )
+                    sub.status = SubmissionStatus.REFUSED
+                continue
+            sub.status = SubmissionStatus.REFUSED
+            sub.error = "not found in Slurm after an interruption: never submitted"
+            self.log.warning(f"submission {sub.seq} never reached Slurm; submitting again")
+            for index in indices:
+                task = self.chain.task(index)
+                if not task.state.is_final:
+                    task.state, task.target_level = TaskState.RETRY, sub.level
+        if doubtful:
+            self.store.save(self.chain)
+        return blocked
+
+    def _fail(self, indices: list[int | None], reason: str) -> None:
+        for index in indices:
+            task = self.chain.task(index)
+            task.state, task.reason, task.target_level = TaskState.FAILED, reason, None
 
     def _cpus(self, level: int) -> int:
         resources = resources_for(self.policy, level, self.ctx.base)
@@ -233,27 +328,26 @@ class Monitor:
                     self._submission_failed(plan, e)
 
     def _submission_failed(self, plan: PlannedSubmission, e: SlurmCommandError) -> None:
+        """A refused resubmission is tried again next poll, up to MAX_REFUSALS times.
+
+        One whose fate is unknown (sbatch timed out and Slurm could not be asked)
+        stays in doubt: ``reconcile`` settles it at the next poll.
+        """
+        self.log.warning(f"resubmission at level {plan.level} failed: {_last_line(e)}")
+        if self.chain.submissions[-1].status is SubmissionStatus.UNKNOWN:
+            return
         key = (plan.level, plan.attempt)
         self._refusals[key] = self._refusals.get(key, 0) + 1
-        detail = _last_line(e)
-        uncertain = e.timed_out
-        give_up = uncertain or self._refusals[key] >= MAX_REFUSALS
-        self.log.warning(f"resubmission at level {plan.level} failed: {detail}")
-        if not give_up:
+        if self._refusals[key] < MAX_REFUSALS:
             return
-        reason = (
-            f"sbatch did not answer ({detail}); the resubmission may exist: check squeue"
-            if uncertain
-            else f"sbatch refused the resubmission {self._refusals[key]} times: {detail}"
-        )
-        for index in plan.indices if plan.indices is not None else (None,):
-            task = self.chain.task(index)
-            task.state, task.reason, task.target_level = TaskState.FAILED, reason, None
+        reason = f"sbatch refused the resubmission {self._refusals[key]} times: {_last_line(e)}"
+        self._fail(list(plan.indices) if plan.indices is not None else [None], reason)
         self.store.save(self.chain)
 
     # ------------------------------------------------------------------- poll
     def poll_once(self) -> bool:
         """One sacct call for every unfinished job; returns whether anything changed."""
+        blocked = self.reconcile()
         job_ids = self.chain.unfinished_job_ids()
         records = self.client.query(job_ids) if job_ids else []
         by_key = {(r.array_job_id, r.index): r for r in records}
@@ -266,7 +360,8 @@ class Monitor:
         retries: list[TaskStatus] = []
         for task in self.chain.tasks:
             if task.state is TaskState.RETRY:
-                retries.append(task)
+                if task.index not in blocked:
+                    retries.append(task)
                 continue
             if task.state.is_final or task.current is None:
                 continue
@@ -276,6 +371,7 @@ class Monitor:
                 continue
             self._absent.pop(task.index, None)
             changed |= self._observe(task, record, now, retries)
+        crash_point("after-classify")
         if retries:
             self._resubmit(retries)
             changed = True
@@ -435,6 +531,15 @@ def _epoch(iso: str) -> float:
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         return 0.0
+
+
+def _indices(sub: Submission) -> list[int | None]:
+    return list(expand(sub.indices)) if sub.indices is not None else [None]
+
+
+def _uncertain(e: SlurmParseError) -> SlurmCommandError:
+    """sbatch printed something unexpected: it may or may not have submitted."""
+    return SlurmCommandError(["sbatch"], None, str(e), timed_out=True)
 
 
 def _last_line(e: SlurmCommandError) -> str:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from slurm_escalate.chain import Chain, from_dict, to_dict
 from slurm_escalate.errors import StateError
+from slurm_escalate.faults import crash_point
 
 STATE_FILE = "state.json"
 LOG_FILE = "monitor.log"
@@ -203,6 +204,7 @@ def _atomic_write(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        crash_point("mid-save")
         os.replace(tmp, path)
     except OSError as e:
         try:

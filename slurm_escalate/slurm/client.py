@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 
 from slurm_escalate.errors import SlurmCommandError
@@ -20,6 +21,7 @@ from slurm_escalate.slurm.parse import (
     SACCT_FIELDS,
     group_task_records,
     parse_cluster_limits,
+    parse_job_comments,
     parse_partitions,
     parse_sacct,
     parse_sbatch_parsable,
@@ -96,6 +98,33 @@ class SlurmClient:
         result = self.runner.run(argv, timeout=self.query_timeout, env=env)
         _check(result)
         return group_task_records(parse_sacct(result.stdout))
+
+    def find_tokens(self, prefix: str, since: float) -> dict[str, str]:
+        """Job ids of this user's jobs whose comment starts with ``prefix``: {comment: job id}.
+
+        Used only when resuming, to learn whether an interrupted sbatch went
+        through. Looks in accounting (sacct, from ``since``) and in the
+        controller (squeue), since a cluster may not store comments in accounting.
+        """
+        user = str(os.getuid())
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))
+        env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
+        found: dict[str, str] = {}
+        sacct = [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            "--format=JobID,Comment",
+            f"--starttime={start}",
+            f"--user={user}",
+        ]
+        squeue = ["squeue", "--noheader", f"--user={user}", "--format=%F|%k", "--states=all"]
+        for argv in (sacct, squeue):
+            result = self.runner.run(argv, timeout=self.query_timeout, env=env)
+            _check(result)
+            found.update(parse_job_comments(result.stdout, prefix))
+        return found
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``scancel`` the given jobs (one call). Already-finished jobs are not an error

@@ -298,3 +298,20 @@ def parse_cluster_limits(config_text: str) -> ClusterLimits:
         if name.strip() == "max_array_tasks" and value.strip().isdigit():
             max_tasks = int(value)
     return ClusterLimits(max_array_size=int(size_text), max_array_tasks=max_tasks)
+
+
+def parse_job_comments(text: str, prefix: str) -> dict[str, str]:
+    """``JobID|Comment`` lines (sacct or squeue) -> {comment: array job id} for our tokens.
+
+    ``123``, ``123_4``, ``123_[0-9%2]`` all name job ``123``; a comment may contain
+    ``|``, so only the first one separates the fields.
+    """
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        job, sep, comment = line.strip().partition("|")
+        if not sep or not comment.startswith(prefix):
+            continue
+        base = job.split("_", 1)[0].split(".", 1)[0]
+        if base.isdigit():
+            found.setdefault(comment, base)
+    return found

@@ -46,6 +46,9 @@ class FakeSlurm:
     refuse: Callable[[list[str]], str | None] = lambda args: None
     fail_queries: int = 0
     on_submit: Callable[[], None] | None = None
+    # called after a job was really created: an error to raise anyway (sbatch's lies)
+    fail_after: Callable[[str], SlurmCommandError | None] = lambda job_id: None
+    tokens_unreachable: int = 0
     next_id: int = 100
 
     def submit(
@@ -68,6 +71,9 @@ class FakeSlurm:
             list(args),
             dict(env),
         )
+        lie = self.fail_after(job_id)
+        if lie is not None:
+            raise lie
         return job_id
 
     def query(self, job_ids: Sequence[str]) -> list[TaskRecord]:
@@ -86,6 +92,18 @@ class FakeSlurm:
                     state, code = self.outcome(index, job.level, job.attempt)
                 records.append(_record(job_id, index, state, code))
         return records
+
+    def find_tokens(self, prefix: str, since: float) -> dict[str, str]:
+        self.calls["find_tokens"] += 1
+        if self.tokens_unreachable:
+            self.tokens_unreachable -= 1
+            raise SlurmCommandError(["squeue"], 1, "slurm_load_jobs error: Socket timed out")
+        found = {}
+        for job in self.jobs.values():
+            for arg in job.args:
+                if arg.startswith("--comment=" + prefix):
+                    found[arg.split("=", 1)[1]] = job.job_id
+        return found
 
     def limits(self) -> ClusterLimits:
         return ClusterLimits(max_array_size=1001)

@@ -12,6 +12,7 @@ from fakes import FakeSlurm, FastClock, ok
 
 from slurm_escalate import app
 from slurm_escalate.chain import SubmissionStatus
+from slurm_escalate.errors import SlurmCommandError
 from slurm_escalate.models import ChainState, SlurmState, TaskState
 from slurm_escalate.monitor import FirstSubmissionRefused, Monitor, PollReport
 from slurm_escalate.store import ChainStore
@@ -294,3 +295,85 @@ def _bare(job_id: str):
         exit_signal=0,
     )
     return TaskRecord(array_job_id=job_id, index=None, job=row)
+
+
+def _timeout(job_id: str) -> SlurmCommandError:
+    return SlurmCommandError(["sbatch"], None, "sbatch: no answer after 120s", timed_out=True)
+
+
+def test_sbatch_timing_out_after_submitting_is_found_by_its_token(tmp_path: Path) -> None:
+    slurm = FakeSlurm(
+        lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125") if lv == 0 else ok(i, lv, a)
+    )
+    slurm.fail_after = lambda job_id: _timeout(job_id) if job_id == "101" else None
+    monitor, _ = build(tmp_path, slurm, ["--array=0-2", "job.sh"])
+    assert run(monitor) is ChainState.COMPLETED
+    assert slurm.calls["sbatch"] == 2  # no second try: the job was found
+    assert [s.status for s in monitor.chain.submissions] == [SubmissionStatus.SUBMITTED] * 2
+    assert monitor.chain.task(1).attempts[1].job_id == "101"
+    assert "--comment=slurm-escalate:" + monitor.chain.chain_id + ":2" in slurm.jobs["101"].args
+
+
+def test_sbatch_reporting_an_error_after_submitting_is_not_submitted_twice(tmp_path: Path) -> None:
+    slurm = FakeSlurm(ok)
+    slurm.fail_after = lambda job_id: SlurmCommandError(["sbatch"], 1, "Socket timed out")
+    monitor, _ = build(tmp_path, slurm, ["--array=0-2", "job.sh"])
+    assert run(monitor) is ChainState.COMPLETED
+    assert slurm.calls["sbatch"] == 1
+
+
+def test_interrupted_sbatch_waits_while_slurm_cannot_be_asked(tmp_path: Path) -> None:
+    slurm = FakeSlurm(
+        lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125") if lv == 0 else ok(i, lv, a)
+    )
+    slurm.fail_after = lambda job_id: _timeout(job_id) if job_id == "101" else None
+    slurm.tokens_unreachable = 3  # the lookup right after the timeout and two reconciles fail
+    monitor, _ = build(tmp_path, slurm, ["--array=0", "job.sh"])
+    assert run(monitor) is ChainState.COMPLETED
+    assert slurm.calls["sbatch"] == 2 and slurm.calls["find_tokens"] == 4
+    assert monitor.chain.task(0).attempts[1].job_id == "101"
+
+
+def _resumed(tmp_path: Path, slurm: FakeSlurm, store: ChainStore, chain_id: str) -> Monitor:
+    chain = store.load(chain_id)
+    prepared = app.reload(chain, store, slurm)  # type: ignore[arg-type]
+    return app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())  # type: ignore[arg-type]
+
+
+def test_resume_after_a_crash_between_sbatch_and_recording_the_job_id(tmp_path: Path) -> None:
+    slurm = FakeSlurm(
+        lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125") if lv == 0 else ok(i, lv, a)
+    )
+    monitor, store = build(tmp_path, slurm, ["--array=0-3", "job.sh"])
+    monitor.start()
+
+    class Crash(BaseException):
+        pass
+
+    def crash_after_sbatch(job_id: str) -> None:
+        raise Crash  # the monitor dies: sbatch ran, nothing recorded
+
+    slurm.fail_after = lambda job_id: crash_after_sbatch(job_id) if job_id == "101" else None
+    with pytest.raises(Crash):
+        monitor.run(threading.Event())
+    on_disk = store.load(monitor.chain.chain_id)
+    assert on_disk.submissions[-1].status is SubmissionStatus.INTENT
+    slurm.fail_after = lambda job_id: None
+    resumed = _resumed(tmp_path, slurm, store, monitor.chain.chain_id)
+    assert resumed.run(threading.Event()) is ChainState.COMPLETED
+    assert slurm.calls["sbatch"] == 2  # the interrupted submission was found, not repeated
+    assert {t.state for t in resumed.chain.tasks} == {TaskState.COMPLETED}
+
+
+def test_resume_resubmits_an_intent_that_never_reached_slurm(tmp_path: Path) -> None:
+    slurm = FakeSlurm(ok)
+    monitor, store = build(tmp_path, slurm, ["--array=0-3", "job.sh"])
+    slurm.on_submit = lambda: (_ for _ in ()).throw(KeyboardInterrupt)  # dies before sbatch
+    with pytest.raises(KeyboardInterrupt):
+        monitor.start()
+    slurm.on_submit = None
+    resumed = _resumed(tmp_path, slurm, store, monitor.chain.chain_id)
+    assert resumed.run(threading.Event()) is ChainState.COMPLETED
+    subs = resumed.chain.submissions
+    assert [s.status for s in subs] == [SubmissionStatus.REFUSED, SubmissionStatus.SUBMITTED]
+    assert subs[1].indices == "0-3" and subs[1].attempt == 1
