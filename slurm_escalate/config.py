@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from slurm_escalate.models import (
     DEFAULT_STATE_HANDLING,
     Action,
     FailureKind,
+    Hooks,
     Level,
     MultiplierPolicy,
     PartitionInfo,
@@ -34,7 +36,16 @@ from slurm_escalate.models import (
 )
 from slurm_escalate.units import format_mem, format_time, parse_mem_mb, parse_time_s
 
-TOP_KEYS = ("levels", "state_handling", "max_resubmits", "escalation", "multiplier")
+HOOK_KEYS = ("on_complete", "on_exhausted", "recovery_hook")
+TOP_KEYS = (
+    "levels",
+    "state_handling",
+    "max_resubmits",
+    "escalation",
+    "multiplier",
+    *HOOK_KEYS,
+    "hook_timeout",
+)
 # YAML spelling -> Level field; the first spelling of each field is the documented one.
 LEVEL_KEYS = {
     "partition": "partition",
@@ -156,7 +167,35 @@ def policy_from_mapping(data: object, source: str) -> Policy:
         max_resubmits=_count(data.get("max_resubmits", 3), source, "max_resubmits", 0),
         escalation=_escalation(data.get("escalation", "step"), source),
         source=source,
+        hooks=_hooks(data, source),
     )
+
+
+def _hooks(data: Mapping, src: str) -> Hooks:
+    """A hook is a command line (split like a shell would, but never run by one) or a list."""
+    commands: dict[str, tuple[str, ...] | None] = {}
+    for key in HOOK_KEYS:
+        value = data.get(key)
+        if value is None:
+            commands[key] = None
+        elif isinstance(value, str):
+            try:
+                argv = tuple(shlex.split(value))
+            except ValueError as e:
+                raise _err(src, key, f"cannot split {value!r}: {e}") from None
+            if not argv:
+                raise _err(src, key, "empty command")
+            commands[key] = argv
+        elif isinstance(value, list) and value and all(isinstance(a, str) and a for a in value):
+            commands[key] = tuple(value)
+        else:
+            raise _err(
+                src, key, f"expected a command (string or list of strings), got {_what(value)}"
+            )
+    timeout = data.get("hook_timeout", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise _err(src, "hook_timeout", f"expected seconds > 0, got {_what(timeout)}")
+    return Hooks(**commands, timeout_s=float(timeout))  # type: ignore[arg-type]
 
 
 def _levels(raw: object, src: str) -> tuple[Level, ...]:

@@ -160,6 +160,16 @@ DEFAULT_EXIT_CODES: dict[int, Action] = {137: Action.ESCALATE}
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """Commands (argv, never a shell) the monitor runs at moments of a chain's life."""
+
+    on_complete: tuple[str, ...] | None = None  # the chain finished (any final state)
+    on_exhausted: tuple[str, ...] | None = None  # tasks ran out of ladder
+    recovery_hook: tuple[str, ...] | None = None  # decides about failures of unknown cause
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class Policy:
     """Everything the pure decision function needs to know.
 
@@ -179,6 +189,7 @@ class Policy:
     # "step": one rung per failure; "skip": an OOM jumps straight to the lowest rung
     # whose memory has headroom over the measured MaxRSS (see classify.skip_target_level).
     escalation: str = "step"
+    hooks: Hooks = field(default_factory=Hooks)
 
     @property
     def top_level(self) -> int:

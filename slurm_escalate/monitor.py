@@ -24,6 +24,7 @@ from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, T
 from slurm_escalate.classify import classify, decide
 from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
 from slurm_escalate.faults import crash_point
+from slurm_escalate.hooks import HookRunner, run_hook
 from slurm_escalate.interval import next_poll_interval
 from slurm_escalate.models import (
     ChainState,
@@ -60,6 +61,7 @@ class _Unknown:
 
 
 UNKNOWN = _Unknown()  # consecutive refused resubmissions of one group before its tasks fail
+_UNEXPLAINED = {SlurmState.UNKNOWN, SlurmState.REVOKED, SlurmState.SPECIAL_EXIT}
 _RUNNING_STATES = {SlurmState.RUNNING, SlurmState.COMPLETING, SlurmState.SUSPENDED}
 
 
@@ -95,6 +97,7 @@ class Monitor:
         environ: Mapping[str, str],
         clock: Clock | None = None,
         on_poll: Callable[[Chain, PollReport], None] | None = None,
+        hook_runner: HookRunner = run_hook,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -104,8 +107,10 @@ class Monitor:
         self.environ = dict(environ)
         self.clock = clock or Clock()
         self.on_poll = on_poll
+        self.hook_runner = hook_runner
         self.log = logger.bind(chain=chain.chain_id)
         self._refusals: dict[tuple[int, int], int] = {}
+        self._unknown: list[TaskStatus] = []
         self._absent: dict[int | None, tuple[int, float]] = {}  # index -> (polls, since)
         self._deadlines: list[float] = []
 
@@ -358,6 +363,8 @@ class Monitor:
         self._deadlines = []
         changed = False
         retries: list[TaskStatus] = []
+        self._unknown = []
+        exhausted_before = {t.index for t in self.chain.tasks if t.state is TaskState.EXHAUSTED}
         for task in self.chain.tasks:
             if task.state is TaskState.RETRY:
                 if task.index not in blocked:
@@ -372,16 +379,63 @@ class Monitor:
             self._absent.pop(task.index, None)
             changed |= self._observe(task, record, now, retries)
         crash_point("after-classify")
+        if self._unknown:
+            retries.extend(self._recover(self._unknown))
         if retries:
             self._resubmit(retries)
             changed = True
+        exhausted = [
+            t.index
+            for t in self.chain.tasks
+            if t.state is TaskState.EXHAUSTED and t.index not in exhausted_before
+        ]
+        if exhausted:  # before on_complete, and before saving: run at least once
+            self._hook("on_exhausted", {"SLURM_ESCALATE_INDICES": _spec(exhausted)})
         final = self.chain.final_state()
         if final is not ChainState.RUNNING and self.chain.state is ChainState.RUNNING:
+            self._hook("on_complete", {"SLURM_ESCALATE_STATE": final.value})
             self.chain.state, self.chain.finished_at = final, now
             changed = True
         if changed:
             self.store.save(self.chain)
         return changed
+
+    def _hook(self, name: str, extra: dict[str, str]) -> int | None:
+        argv = getattr(self.policy.hooks, name)
+        if not argv:
+            return None
+        env = {
+            **self.environ,
+            "SLURM_ESCALATE_CHAIN_ID": self.chain.chain_id,
+            "SLURM_ESCALATE_HOOK": name,
+            **extra,
+        }
+        return self.hook_runner(
+            name, argv, env=env, cwd=self.chain.cwd, timeout=self.policy.hooks.timeout_s
+        )
+
+    def _recover(self, tasks: list[TaskStatus]) -> list[TaskStatus]:
+        """Tasks that failed for a reason Slurm does not explain: the recovery hook decides.
+
+        Exit 0 retries them at their level (within max_resubmits); anything else,
+        or no answer, fails them.
+        """
+        code = self._hook(
+            "recovery_hook", {"SLURM_ESCALATE_INDICES": _spec([t.index for t in tasks])}
+        )
+        retry = []
+        for task in tasks:
+            if code != 0:
+                task.state = TaskState.FAILED
+                task.reason = f"{task.reason}; recovery hook said no (exit {code})"
+            elif task.resubmits_at_level >= self.policy.max_resubmits:
+                task.state = TaskState.EXHAUSTED
+                task.reason = f"{task.reason}; resubmit cap {self.policy.max_resubmits} reached"
+            else:
+                task.state, task.target_level = TaskState.RETRY, task.level
+                task.reason = f"{task.reason}; recovery hook: retry"
+                retry.append(task)
+        return retry
 
     def _missing(self, task: TaskStatus, job_visible: bool, now: float) -> bool:
         """A task sacct does not show is pending, unless its array is visible without it.
@@ -400,6 +454,9 @@ class Monitor:
             return False
         task.state = TaskState.CANCELLED
         task.reason = "vanished from sacct while pending (cancelled before it started)"
+        if self.policy.hooks.recovery_hook:
+            task.state = TaskState.FAILED
+            self._unknown.append(task)
         name = task.task_job_id(task.current) if task.current else str(task.index)
         self.log.error(f"task {name} CANCELLED: {task.reason}")
         return True
@@ -431,6 +488,11 @@ class Monitor:
         assert decision is not None
         task.exit_code, task.reason = c.exit_code, decision.reason
         name = task.task_job_id(attempt)
+        if record.job.state in _UNEXPLAINED and self.policy.hooks.recovery_hook:
+            task.state, task.reason = TaskState.FAILED, f"{record.job.state_text} (cause unknown)"
+            self._unknown.append(task)
+            self.log.warning(f"task {name} {task.reason}: asking the recovery hook")
+            return True
         if decision.task_state is TaskState.RETRY and self._same_resources(
             task, decision.target_level
         ):
@@ -531,6 +593,11 @@ def _epoch(iso: str) -> float:
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         return 0.0
+
+
+def _spec(indices: list[int | None]) -> str:
+    real = [i for i in indices if i is not None]
+    return compress(real) if real else ""
 
 
 def _indices(sub: Submission) -> list[int | None]:

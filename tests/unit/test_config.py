@@ -179,7 +179,7 @@ ERRORS = [
         "levles: []\n",
         (
             "unknown key 'levles' (expected one of: levels, state_handling, max_resubmits,"
-            " escalation, multiplier)"
+            " escalation, multiplier, on_complete, on_exhausted, recovery_hook, hook_timeout)"
         ),
     ),
     (

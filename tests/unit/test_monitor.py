@@ -377,3 +377,76 @@ def test_resume_resubmits_an_intent_that_never_reached_slurm(tmp_path: Path) -> 
     subs = resumed.chain.submissions
     assert [s.status for s in subs] == [SubmissionStatus.REFUSED, SubmissionStatus.SUBMITTED]
     assert subs[1].indices == "0-3" and subs[1].attempt == 1
+
+
+class Hooks:
+    """A hook runner that records calls and answers with a fixed exit status."""
+
+    def __init__(self, answer: int | None = 0) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, tuple[str, ...], dict[str, str]]] = []
+
+    def __call__(self, name, argv, *, env, cwd, timeout):  # type: ignore[no-untyped-def]
+        self.calls.append((name, tuple(argv), {k: v for k, v in env.items() if "ESCALATE" in k}))
+        return self.answer
+
+
+HOOKS = (
+    LADDER
+    + """\
+on_complete: notify "chain done"
+on_exhausted: [report-exhausted, --verbose]
+recovery_hook: ./can-retry.sh
+hook_timeout: 30
+"""
+)
+
+
+def test_hooks_on_complete_and_on_exhausted(tmp_path: Path) -> None:
+    slurm = FakeSlurm(
+        lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125") if i == 2 else ok(i, lv, a)
+    )
+    monitor, _ = build(tmp_path, slurm, ["--array=0-3", "job.sh"], ladder=HOOKS)
+    monitor.hook_runner = hooks = Hooks()
+    assert run(monitor) is ChainState.FAILED
+    chain_id = monitor.chain.chain_id
+    assert hooks.calls == [
+        (
+            "on_exhausted",
+            ("report-exhausted", "--verbose"),
+            {
+                "SLURM_ESCALATE_CHAIN_ID": chain_id,
+                "SLURM_ESCALATE_HOOK": "on_exhausted",
+                "SLURM_ESCALATE_INDICES": "2",
+            },
+        ),
+        (
+            "on_complete",
+            ("notify", "chain done"),
+            {
+                "SLURM_ESCALATE_CHAIN_ID": chain_id,
+                "SLURM_ESCALATE_HOOK": "on_complete",
+                "SLURM_ESCALATE_STATE": "FAILED",
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "final", "attempts"),
+    [(0, TaskState.COMPLETED, 2), (1, TaskState.FAILED, 1), (None, TaskState.FAILED, 1)],
+)
+def test_recovery_hook_decides_about_unexplained_failures(tmp_path, answer, final, attempts):
+    def outcome(index, level, attempt):
+        return (SlurmState.SPECIAL_EXIT, "0:0") if attempt == 1 else ok(index, level, attempt)
+
+    slurm = FakeSlurm(outcome)
+    monitor, _ = build(tmp_path, slurm, ["--array=5", "job.sh"], ladder=HOOKS)
+    monitor.hook_runner = hooks = Hooks(answer)
+    run(monitor)
+    task = monitor.chain.task(5)
+    assert (task.state, len(task.attempts)) == (final, attempts)
+    assert hooks.calls[0][0] == "recovery_hook"
+    assert hooks.calls[0][2]["SLURM_ESCALATE_INDICES"] == "5"
+    if answer != 0:
+        assert f"recovery hook said no (exit {answer})" in task.reason
