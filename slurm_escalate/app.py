@@ -175,11 +175,13 @@ def create_chain(
     try:
         if request.script is not None and request.script_text is not None:
             copy = directory / "script" / Path(request.script).name
-            copy.parent.mkdir()
+            copy.parent.mkdir(mode=0o700)
             copy.write_text(request.script_text, encoding="utf-8")
+            copy.chmod(0o600)
             chain.script_copy = str(copy)
         if prepared.config_path is not None:
-            shutil.copy2(prepared.config_path, directory / LADDER_COPY)
+            shutil.copyfile(prepared.config_path, directory / LADDER_COPY)
+            (directory / LADDER_COPY).chmod(0o600)
     except OSError as e:
         raise StateError(f"cannot copy the job into {directory}: {e.strerror}") from None
     store.save(chain)

@@ -27,6 +27,7 @@ from slurm_escalate.daemon import DetachError, detach
 from slurm_escalate.errors import EscalateError, UsageError
 from slurm_escalate.models import ChainState
 from slurm_escalate.monitor import Monitor
+from slurm_escalate.redact import mask_command_line
 from slurm_escalate.report import list_rows, status_json, summary
 from slurm_escalate.sbatch_args import build_sbatch_args
 from slurm_escalate.slurm.client import SlurmClient
@@ -156,7 +157,8 @@ def submit(
     out = sys.stderr if parsable else sys.stdout
     console = Console(out, verbosity, live=False if detached else None)
     console.attach()
-    logger.info(f"chain {chain.chain_id}: {shlex.join(['sbatch_escalate', *tokens])} (in {cwd})")
+    command = shlex.join(["sbatch_escalate", *mask_command_line(tokens)])
+    logger.info(f"chain {chain.chain_id}: {command} (in {cwd})")
     with store.lock(chain.chain_id):
         monitor = app.make_monitor(chain, prepared, store, client, os.environ)
         job_id = monitor.start()
@@ -233,8 +235,11 @@ def _daemon_main(
     with store.lock(monitor.chain.chain_id):
         state = monitor.run(stop)
     if stop.is_set() and state is ChainState.RUNNING:
-        logger.warning("monitor stopped by signal; the jobs keep running")
-        return EXIT_INTERRUPTED
+        logger.warning(
+            "monitor stopped by signal; the jobs keep running. "
+            f"Pick up again with: slurm-escalate resume {monitor.chain.chain_id}"
+        )
+        return EXIT_OK
     for line in summary(monitor.chain, time.time()).splitlines():
         logger.info(line)
     return EXIT_OK if state is ChainState.COMPLETED else EXIT_TASKS_FAILED

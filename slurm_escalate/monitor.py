@@ -312,9 +312,10 @@ class Monitor:
             return plan
         seq = len(self.chain.submissions) + 1
         copy = self.store.chain_dir(self.chain.chain_id) / "script" / str(seq)
-        copy.mkdir(parents=True, exist_ok=True)
+        copy.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = copy / os.path.basename(self.chain.script_copy)
         path.write_text(fixed, encoding="utf-8")
+        path.chmod(0o600)
         args = list(plan.args)
         at = len(args) - len(self.ctx.request.script_args) - 1
         assert args[at] == self.chain.script_copy

@@ -68,14 +68,21 @@ class ChainStore:
         return self.chains_dir / chain_id
 
     def log_path(self, chain_id: str) -> Path:
-        return self.chain_dir(chain_id) / LOG_FILE
+        """The chain's log, created private (0600) so loguru only ever appends to it."""
+        path = self.chain_dir(chain_id) / LOG_FILE
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        except OSError:
+            pass  # reported when the log is opened
+        return path
 
     def create(self, chain: Chain) -> Path:
         """Make the chain's directory (must be new) and write its first state."""
         try:
-            self.chains_dir.mkdir(parents=True, exist_ok=True)
+            self.chains_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.home.chmod(0o700)
             path = self.chain_dir(chain.chain_id)
-            path.mkdir()
+            path.mkdir(mode=0o700)
         except FileExistsError:
             raise StateError(f"chain {chain.chain_id} already exists") from None
         except OSError as e:
@@ -93,6 +100,12 @@ class ChainStore:
     def load(self, chain_ref: str) -> Chain:
         chain_id = self.resolve(chain_ref)
         path = self.chain_dir(chain_id) / STATE_FILE
+        try:
+            owner = path.stat().st_uid
+        except OSError:
+            owner = os.getuid()
+        if owner != os.getuid():
+            raise StateError(f"chain {chain_id} belongs to another user (uid {owner}): {path}")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -167,7 +180,7 @@ class ChainStore:
     def lock(self, chain_id: str, wait_s: float = 5.0) -> Iterator[None]:
         """Hold the chain's monitor lock, or raise StateError naming the holder."""
         directory = self.chain_dir(chain_id)
-        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         locked = False
         try:
             deadline = time.monotonic() + wait_s
@@ -200,7 +213,8 @@ class ChainStore:
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

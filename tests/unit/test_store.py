@@ -158,3 +158,28 @@ def test_default_home_follows_env_then_xdg() -> None:
     assert default_home({"SLURM_ESCALATE_HOME": "/x"}) == Path("/x")
     assert default_home({"XDG_STATE_HOME": "/s"}) == Path("/s/slurm-escalate")
     assert str(default_home({})).endswith(".local/state/slurm-escalate")
+
+
+def test_state_is_private_to_its_owner(tmp_path: Path) -> None:
+    store = ChainStore(tmp_path / "home")
+    chain = make_chain()
+    store.create(chain)
+    store.save(chain)
+    log = store.log_path(chain.chain_id)
+    with store.lock(chain.chain_id):
+        pass
+    directory = store.chain_dir(chain.chain_id)
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
+    assert directory.stat().st_mode & 0o777 == 0o700
+    for name in ("state.json", "monitor.lock", log.name):
+        assert (directory / name).stat().st_mode & 0o777 == 0o600, name
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root can give a file to another user")
+def test_another_users_chain_is_refused(tmp_path: Path) -> None:
+    store = ChainStore(tmp_path)
+    chain = make_chain()
+    store.create(chain)
+    os.chown(store.chain_dir(chain.chain_id) / "state.json", 4242, 4242)
+    with pytest.raises(StateError, match=r"belongs to another user \(uid 4242\)"):
+        store.load(chain.chain_id)
