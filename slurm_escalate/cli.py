@@ -33,8 +33,20 @@ from slurm_escalate.sbatch_args import build_sbatch_args
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore
 
+
+def _default_client() -> SlurmClient:
+    """The real client; SLURM_ESCALATE_SBATCH_TIMEOUT (seconds) bounds each sbatch call."""
+    raw = os.environ.get("SLURM_ESCALATE_SBATCH_TIMEOUT", "")
+    try:
+        timeout = float(raw) if raw else 120.0
+    except ValueError:
+        msg = f"SLURM_ESCALATE_SBATCH_TIMEOUT={raw!r} is not a number of seconds"
+        raise UsageError(msg) from None
+    return SlurmClient(submit_timeout=timeout)
+
+
 #: How commands get a Slurm client; tests substitute a fake.
-client_factory: Callable[[], SlurmClient] = SlurmClient
+client_factory: Callable[[], SlurmClient] = _default_client
 
 EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE, EXIT_SLURM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
