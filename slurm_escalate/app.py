@@ -29,6 +29,7 @@ from slurm_escalate.sbatch_args import (
 )
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import ChainStore, new_chain_id
+from slurm_escalate.validate import check_request
 
 LADDER_COPY = "ladder.yaml"
 OWN_OPTIONS = frozenset(
@@ -133,6 +134,7 @@ def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd
     if policy.levels:
         check_against_cluster(policy, client.partitions())
     limits = client.limits()
+    check_request(request, spec, limits)
     return Prepared(
         request=request,
         policy=policy,

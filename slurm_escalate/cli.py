@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -399,12 +400,49 @@ def _run(command: click.Command, prog: str, args: Sequence[str] | None = None) -
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
+_OWN_FLAGS = {"--detached", "--dry-run", "--parsable", "--verbose", "--quiet", "-h", "--help"}
+_OWN_WITH_VALUE = {
+    "--config",
+    "--max-level",
+    "--start-level",
+    "--max-resubmits",
+    "--min-poll",
+    "--max-poll",
+}
+
+
+def own_options_first(args: Sequence[str]) -> list[str]:
+    """Only the leading run of this tool's options is ours; the rest is sbatch's.
+
+    click would go on recognising our options after an unknown (sbatch) one, so
+    ``--job-name=x --detached job.sh`` would detach instead of being refused.
+    A ``--`` after our options makes click hand everything else over verbatim.
+    """
+    args = list(args)
+    i = 0
+    while i < len(args):
+        token = args[i]
+        name = token.split("=", 1)[0]
+        if token in _OWN_FLAGS or re.fullmatch(r"-[vq]+", token):
+            i += 1
+        elif name in _OWN_WITH_VALUE:
+            i += 1 if "=" in token else 2
+        else:
+            break
+    if i >= len(args) or args[i] == "--":
+        return args
+    return [*args[:i], "--", *args[i:]]
+
+
 def sbatch_escalate_main() -> None:
-    _run(submit, "sbatch_escalate")
+    _run(submit, "sbatch_escalate", own_options_first(sys.argv[1:]))
 
 
 def main() -> None:
-    _run(cli, "slurm-escalate")
+    args = sys.argv[1:]
+    if args and args[0] == "submit":
+        args = ["submit", *own_options_first(args[1:])]
+    _run(cli, "slurm-escalate", args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -172,3 +172,27 @@ def test_status_of_unknown_chain(world, capsys):
     code, _, err = invoke(capsys, "status", "nope", group=True)
     assert code == 2
     assert err.startswith("slurm-escalate: error: no chain 'nope' under ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--config", "l.yaml", "-v", "--array=0-3", "job.sh"],
+            ["--config", "l.yaml", "-v", "--", "--array=0-3", "job.sh"],
+        ),
+        (
+            ["--config=l.yaml", "--detached", "job.sh", "--detached"],
+            ["--config=l.yaml", "--detached", "--", "job.sh", "--detached"],
+        ),
+        (["--job-name=x", "--detached", "job.sh"], ["--", "--job-name=x", "--detached", "job.sh"]),
+        (
+            ["-vq", "--min-poll", "1", "-p", "day", "job.sh"],
+            ["-vq", "--min-poll", "1", "--", "-p", "day", "job.sh"],
+        ),
+        (["--help"], ["--help"]),
+        (["--", "job.sh"], ["--", "job.sh"]),
+    ],
+)
+def test_only_the_leading_run_of_own_options_is_ours(argv, expected):
+    assert cli.own_options_first(argv) == expected
