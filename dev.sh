@@ -51,8 +51,10 @@ run_tests() {
     ruff check slurm_escalate tests benchmarks
     log "mypy"
     mypy slurm_escalate
-    log "pytest (unit and end-to-end, in parallel)"
-    python -m pytest -n 8 --durations=15 "$@" tests
+    log "pytest: unit and end-to-end tests, in parallel"
+    python -m pytest -n 8 --durations=15 -m "not disruptive" "$@" tests
+    log "pytest: tests that stop Slurm daemons, one at a time"
+    python -m pytest --durations=5 -m disruptive "$@" tests
 }
 
 case "${1:-}" in

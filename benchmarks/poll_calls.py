@@ -1,4 +1,4 @@
-"""Slurm calls per poll for a large chain, on the real local cluster.
+"""Slurm calls per poll for a large chain, on the real local cluster (also the soak test).
 
 Submits a FAILING_EVERY-th-task-fails array of N tasks through the real
 SlurmClient with a counting runner, monitors it to the end, and prints how
@@ -6,6 +6,7 @@ many sacct/sbatch/scontrol calls were made per poll, and the time spent
 parsing sacct output per poll. Run from the repository root, cluster up:
 
     python benchmarks/poll_calls.py --tasks 1000
+    python benchmarks/poll_calls.py --tasks 2000    # the soak: no task lost, RSS flat
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ class TimedRunner(SubprocessRunner):
             self.seconds[os.path.basename(argv[0])] += time.perf_counter() - t0
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=1000)
@@ -78,6 +86,7 @@ def main() -> None:
         last = now
 
     monitor = app.make_monitor(chain, prepared, store, client, os.environ, on_poll=on_poll)
+    rss_start = _rss_mb()
     t0 = time.time()
     monitor.start()
     last = Counter(runner.calls)
@@ -94,6 +103,7 @@ def main() -> None:
     print(f"scontrol calls in all: {runner.calls['scontrol']}")
     mean = runner.seconds["sacct"] / max(1, runner.calls["sacct"])
     print(f"mean sacct wall time per poll: {mean:.3f}s")
+    print(f"monitor RSS: {rss_start:.1f} MB at start, {_rss_mb():.1f} MB at end")
     counts = Counter(t.state.value for t in monitor.chain.tasks)
     print(f"task states: {dict(counts)}")
 

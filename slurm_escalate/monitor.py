@@ -50,7 +50,7 @@ from slurm_escalate.store import ChainStore
 from slurm_escalate.units import parse_mem_mb
 
 VANISHED_POLLS = 3  # a task missing from its visible array this many polls in a row ...
-VANISHED_GRACE_S = 60.0  # ... and for this long has been cancelled while pending
+VANISHED_GRACE_S = 180.0  # ... and for this long has been cancelled while pending
 MAX_REFUSALS = 3
 TOKEN_PREFIX = "slurm-escalate:"  # --comment=slurm-escalate:<chain>:<submission>
 LOOKUP_SLACK_S = 300.0  # look for a token in jobs submitted from this long before the intent
@@ -111,6 +111,7 @@ class Monitor:
         self.log = logger.bind(chain=chain.chain_id)
         self._refusals: dict[tuple[int, int], int] = {}
         self._unknown: list[TaskStatus] = []
+        self._blocked: set[int | None] = set()
         self._absent: dict[int | None, tuple[int, float]] = {}  # index -> (polls, since)
         self._deadlines: list[float] = []
 
@@ -353,7 +354,7 @@ class Monitor:
     # ------------------------------------------------------------------- poll
     def poll_once(self) -> bool:
         """One sacct call for every unfinished job; returns whether anything changed."""
-        blocked = self.reconcile()
+        blocked = self._blocked = self.reconcile()
         job_ids = self.chain.unfinished_job_ids()
         records = self.client.query(job_ids) if job_ids else []
         by_key = {(r.array_job_id, r.index): r for r in records}
@@ -563,7 +564,10 @@ class Monitor:
                 min_poll=self.chain.min_poll,
                 max_poll=self.chain.max_poll,
             )
-            self._beat(failures, interval, error)
+            if self._blocked and not error:  # a submission waits for Slurm to answer
+                sub = next((s for s in self.chain.submissions if s.job_id is None), None)
+                error = f"submission in doubt: {sub.error if sub else 'Slurm unreachable'}"
+            self._beat(failures + bool(self._blocked), interval, error)
             if self.on_poll:
                 self.on_poll(self.chain, PollReport(changed, interval, failures))
             if self.chain.state is not ChainState.RUNNING:

@@ -223,7 +223,7 @@ def test_a_task_cancelled_while_pending_vanishes_and_is_not_waited_for(tmp_path:
         monitor.poll_once()
         clock.t += 1
     assert monitor.chain.task(2).state is TaskState.PENDING
-    clock.t += 60
+    clock.t += 180
     monitor.poll_once()
     task = monitor.chain.task(2)
     assert task.state is TaskState.CANCELLED
