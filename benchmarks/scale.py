@@ -1,0 +1,161 @@
+"""Scale without a cluster (issue 5, scenario c). One command, results under benchmarks/results/.
+
+    python benchmarks/scale.py
+
+1. Parse and classify sacct output for 100,000 array tasks with their steps
+   (job row + .batch + .extern per task: 300,000 lines, recorded-style text).
+2. Compress and expand 1,000,000 indices (a stride pattern and a random 30% subset).
+3. The monitor with 20,000 tasks in its state: RSS, and CPU seconds per poll
+   (fake Slurm at the client boundary, so only our own work is measured).
+
+Times are wall-clock best of 3 on this machine; they vary with load, so the
+JSON records the machine, date and commit beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "unit"))
+
+from fakes import FakeSlurm, FastClock  # noqa: E402
+
+from slurm_escalate import app  # noqa: E402
+from slurm_escalate.arrayspec import compress, expand  # noqa: E402
+from slurm_escalate.classify import classify  # noqa: E402
+from slurm_escalate.models import ClusterLimits, Policy, SlurmState  # noqa: E402
+from slurm_escalate.slurm.parse import group_task_records, parse_sacct  # noqa: E402
+from slurm_escalate.store import ChainStore  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def best_of(fn, n: int = 3) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def sacct_text(tasks: int) -> str:
+    states = ["COMPLETED|0:0", "OUT_OF_MEMORY|0:125", "TIMEOUT|0:15", "FAILED|3:0"]
+    lines = []
+    for i in range(tasks):
+        state = states[i % 37 % 4] if i % 37 < 4 else states[0]
+        raw = 500000 + i
+        start = "2026-11-22T10:00:00|2026-11-22T10:01:00"
+        lines.append(f"9000_{i}|{raw}|{state}||00:01:00|00:10:00|{start}|n1|day|1000M|job")
+        lines.append(f"9000_{i}.batch|{raw}.batch|{state}|123456K|00:01:00||{start}|n1|||batch")
+        lines.append(
+            f"9000_{i}.extern|{raw}.extern|COMPLETED|0:0|1024K|00:01:00||{start}|n1|||extern"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_and_classify(text: str) -> int:
+    policy = Policy()
+    records = group_task_records(parse_sacct(text))
+    return sum(1 for r in records if classify(r, policy).kind.value != "COMPLETED")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def monitor_with(tasks: int) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="scale-"))
+    (work / "job.sh").write_text("#!/bin/bash\ntrue\n")
+    (work / "ladder.yaml").write_text("levels:\n  - {mem: 1G}\n  - {mem: 2G}\n")
+    slurm = FakeSlurm(lambda i, lv, a: (SlurmState.COMPLETED, "0:0"), run_polls=10**9)
+    slurm.limits = lambda: ClusterLimits(max_array_size=tasks + 1)  # type: ignore[method-assign]
+    opts = app.SubmitOptions(config="ladder.yaml", min_poll=1)
+    prepared = app.prepare([f"--array=0-{tasks - 1}", "job.sh"], opts, slurm, str(work))
+    store = ChainStore(work / "state")
+    chain = app.create_chain(prepared, opts, store, str(work), time.time())
+    monitor = app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())
+    before = rss_mb()
+    monitor.start()
+    cpu0 = time.process_time()
+    polls = 10
+    for _ in range(polls):  # every task RUNNING: a full sacct answer per poll, nothing final
+        monitor.poll_once()
+    cpu = (time.process_time() - cpu0) / polls
+    return {
+        "tasks": tasks,
+        "rss_mb_before_chain": round(before, 1),
+        "rss_mb_with_chain": round(rss_mb(), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_s_per_poll": round(cpu, 3),
+    }
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--monitor-only"]:  # a fresh process, so RSS is the monitor's alone
+        print(json.dumps(monitor_with(int(sys.argv[2]))))
+        return
+    child = subprocess.run([sys.executable, __file__, "--monitor-only", "20000"],
+                           capture_output=True, text=True, check=True)
+    mon = json.loads(child.stdout.strip().splitlines()[-1])
+    text = sacct_text(100_000)
+    parse_s = best_of(lambda: parse_and_classify(text))
+    stride = list(range(3, 3_000_000, 3))[:1_000_000]
+    rng = random.Random(1)
+    subset = sorted(rng.sample(range(3_333_334), 1_000_000))
+    compress_stride = best_of(lambda: compress(stride))
+    compress_random = best_of(lambda: compress(subset))
+    spec_random = compress(subset)
+    expand_random = best_of(lambda: expand(spec_random))
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    results = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+        f"Python {platform.python_version()}",
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "commit": commit,
+        "parse_classify_100k_tasks_s": round(parse_s, 3),
+        "compress_1M_stride_s": round(compress_stride, 3),
+        "compress_1M_random_s": round(compress_random, 3),
+        "expand_1M_random_s": round(expand_random, 3),
+        "random_spec_chars": len(spec_random),
+        "monitor_20k": mon,
+    }
+    targets = [
+        ("parse + classify 100,000 tasks (300,000 sacct lines)", parse_s, 1.5, "s"),
+        ("compress 1,000,000 indices (stride 3)", compress_stride, 1.0, "s"),
+        ("compress 1,000,000 indices (random 30%)", compress_random, 1.0, "s"),
+        ("expand 1,000,000 indices", expand_random, 1.0, "s"),
+        ("monitor RSS with 20,000 tasks", mon["rss_mb_with_chain"], 80.0, "MB"),
+    ]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+    md = [
+        f"# Scale without a cluster\n\n{results['machine']}; {results['date']}; commit {commit}\n",
+        "| measurement | result | target | ratio to target |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, value, target, unit in targets:
+        md.append(f"| {name} | {value:.3f} {unit} | < {target:g} {unit} | {value / target:.2f} |")
+    md.append(f"\nMonitor CPU per poll with 20,000 running tasks: {mon['cpu_s_per_poll']} s.")
+    (RESULTS / "scale.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
