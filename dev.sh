@@ -51,6 +51,11 @@ run_tests() {
     ruff check slurm_escalate tests benchmarks
     log "mypy"
     mypy slurm_escalate
+    if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+        log "installing chromium from Debian (the report's HTML is checked in a headless browser)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
     log "pytest: unit and end-to-end tests, in parallel"
     python -m pytest -n 8 --durations=15 -m "not disruptive" "$@" tests
     log "pytest: tests that stop Slurm daemons, one at a time"

@@ -345,7 +345,9 @@ def list_chains(as_json: bool) -> int:
             click.echo(f"warning: {e}", err=True)
             continue
         alive = store.monitor_alive(chain_id)
-        rows.append((chain, {True: "running", False: "-", None: "elsewhere"}[alive]))
+        monitor = {True: "running", False: "-", None: "elsewhere"}[alive]
+        dead = alive is False and chain.state is ChainState.RUNNING
+        rows.append((chain, "dead" if dead else monitor))
     if as_json:
         click.echo(
             json.dumps(
@@ -367,6 +369,9 @@ def list_chains(as_json: bool) -> int:
     else:
         for line in list_rows(rows):
             click.echo(line)
+        for chain, monitor in rows:
+            if monitor == "dead":
+                click.echo(f"resume with: slurm-escalate resume {chain.chain_id}")
     return EXIT_OK
 
 
@@ -386,6 +391,16 @@ cli.add_command(submit)
 cli.add_command(list_chains)
 cli.add_command(status)
 cli.add_command(resume)
+
+from slurm_escalate.cli_ops import adopt, cancel, log, watch  # noqa: E402  (they use cli)
+
+cli.add_command(watch)
+cli.add_command(log)
+cli.add_command(cancel)
+cli.add_command(adopt)
+from slurm_escalate.cli_report import report  # noqa: E402
+
+cli.add_command(report)
 
 
 def _run(command: click.Command, prog: str, args: Sequence[str] | None = None) -> None:

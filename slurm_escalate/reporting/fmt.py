@@ -5,17 +5,27 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from slurm_escalate.units import format_mem
+
 
 def mem(mb: float | None, *, up: bool = False) -> str:
-    """MiB as a user writes it: 400M, 1000M, 2G, 1.5G; ``up`` rounds up (for "under X")."""
+    """MiB as a user writes it: 424K, 400M, 1000M, 2G, 1.5G; ``up`` rounds up ("under X")."""
     if mb is None:
         return "-"
     if mb >= 1024:
         g = mb / 1024
         g = math.ceil(g * 10 - 1e-9) / 10 if up else round(g, 1)
         return f"{g:g}G"
+    if mb < 1:
+        kb = mb * 1024
+        return f"{math.ceil(kb - 1e-9) if up else half_up(kb)}K"
     m = math.ceil(mb - 1e-9) if up else half_up(mb)
     return f"{m}M"
+
+
+def req(mb: int | None) -> str:
+    """Requested memory exactly as sbatch takes it: 400M, 3000M, 2G."""
+    return "-" if mb is None else format_mem(mb)
 
 
 def half_up(x: float) -> int:
@@ -30,7 +40,9 @@ def duration(seconds: float | None, *, up: bool = False) -> str:
     h, rest = divmod(s, 3600)
     m, sec = divmod(rest, 60)
     if h:
-        return f"{h}h{m:02d}m" + (f"{sec:02d}s" if sec else "")
+        if sec:
+            return f"{h}h{m:02d}m{sec:02d}s"
+        return f"{h}h{m:02d}m" if m else f"{h}h"
     if m:
         return f"{m}m" + (f"{sec:02d}s" if sec else "")
     return f"{sec}s"

@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from slurm_escalate.arrayspec import expand
 from slurm_escalate.errors import SlurmCommandError
@@ -24,6 +25,8 @@ from slurm_escalate.models import (
 from slurm_escalate.monitor import Clock
 
 Outcome = Callable[[int | None, int, int], tuple[SlurmState, str]]  # -> (state, "code:signal")
+# -> extra SacctRow fields of a finished attempt (start, end, elapsed_s, nodes, req_mem, ...)
+Detail = Callable[[int | None, int, int], dict[str, Any]]
 
 
 @dataclass
@@ -50,6 +53,7 @@ class FakeSlurm:
     fail_after: Callable[[str], SlurmCommandError | None] = lambda job_id: None
     tokens_unreachable: int = 0
     next_id: int = 100
+    detail: Detail | None = None  # what sacct says about a finished attempt, for reports
 
     def submit(
         self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
@@ -90,6 +94,10 @@ class FakeSlurm:
                     state, code = SlurmState.RUNNING, "0:0"
                 else:
                     state, code = self.outcome(index, job.level, job.attempt)
+                    if self.detail is not None:
+                        extra = self.detail(index, job.level, job.attempt)
+                        records.append(_record(job_id, index, state, code, **extra))
+                        continue
                 records.append(_record(job_id, index, state, code))
         return records
 
@@ -125,9 +133,13 @@ def _array_indices(args: Sequence[str]) -> list[int] | None:
     return None
 
 
-def _record(job_id: str, index: int | None, state: SlurmState, code: str) -> TaskRecord:
+def _record(
+    job_id: str, index: int | None, state: SlurmState, code: str, **extra: Any
+) -> TaskRecord:
+    """One task's job row; ``extra`` sets more SacctRow fields (elapsed_s, nodes, max_rss_kb...)."""
     exit_code, signal = (int(x) for x in code.split(":"))
     name = job_id if index is None else f"{job_id}_{index}"
+    fields: dict[str, Any] = {"start": "2026-11-22T10:00:00", "timelimit_s": 60, **extra}
     row = SacctRow(
         job_id=name,
         array_job_id=job_id,
@@ -137,8 +149,7 @@ def _record(job_id: str, index: int | None, state: SlurmState, code: str) -> Tas
         state_text=state.value,
         exit_code=exit_code,
         exit_signal=signal,
-        start="2026-11-22T10:00:00",
-        timelimit_s=60,
+        **fields,
     )
     return TaskRecord(array_job_id=job_id, index=index, job=row)
 

@@ -1,0 +1,27 @@
+"""``slurm-escalate report``: what a chain did, what it cost, how to size the next one.
+
+``stats.build_report`` turns a Chain into a typed ReportData (pure); the
+renderers ``markdown``, ``html`` (one self-contained file), ``jsonout``
+(documented in docs/report-json.md) and ``sqlite`` only read that.
+``collect`` and ``logs`` are the parts that touch the file system.
+"""
+
+from __future__ import annotations
+
+from slurm_escalate.reporting.collect import load_reports
+from slurm_escalate.reporting.html import render_html
+from slurm_escalate.reporting.jsonout import render_json
+from slurm_escalate.reporting.markdown import render_markdown
+from slurm_escalate.reporting.model import ReportData
+from slurm_escalate.reporting.sqlite import write_sqlite
+from slurm_escalate.reporting.stats import build_report
+
+__all__ = [
+    "ReportData",
+    "build_report",
+    "load_reports",
+    "render_html",
+    "render_json",
+    "render_markdown",
+    "write_sqlite",
+]

@@ -1,0 +1,54 @@
+"""Gather what a report needs from the state directory: chain, level resources, logs."""
+
+from __future__ import annotations
+
+from slurm_escalate.app import LADDER_COPY
+from slurm_escalate.chain import Chain
+from slurm_escalate.config import builtin_policy, level_at, load_policy
+from slurm_escalate.errors import EscalateError, UsageError
+from slurm_escalate.models import Level
+from slurm_escalate.reporting.logs import task_logs
+from slurm_escalate.reporting.model import ReportData
+from slurm_escalate.reporting.stats import build_report, problem_indices
+from slurm_escalate.store import ChainStore
+
+
+def levels_for(chain: Chain, store: ChainStore) -> dict[int, Level]:
+    """Each level's resources from the chain's ladder copy (or the built-in policy).
+
+    Empty when the copy is gone or unreadable: the report then shows what sacct saw.
+    """
+    try:
+        if chain.config is not None:
+            path = store.chain_dir(chain.chain_id) / LADDER_COPY
+            policy = load_policy(path, shown_as=chain.config)
+        else:
+            policy = builtin_policy(chain.base.mem_mb, chain.base.time_s)
+        top = policy.top_level
+        if chain.max_level is not None:
+            top = min(top, chain.max_level)
+        return {lv: level_at(policy, lv, chain.base) for lv in range(top + 1)}
+    except (EscalateError, ValueError):
+        return {}
+
+
+def chain_report(chain: Chain, store: ChainStore) -> ReportData:
+    logs = task_logs(chain, problem_indices(chain))
+    return build_report(chain, levels_for(chain, store), logs)
+
+
+def load_reports(
+    store: ChainStore, chain_ref: str | None, all_chains: bool
+) -> tuple[list[ReportData], list[str]]:
+    """Reports of one chain (errors raise) or of every chain (bad ones become warnings)."""
+    if all_chains == (chain_ref is not None):
+        raise UsageError("give a CHAIN or --all (not both)")
+    if chain_ref is not None:
+        return [chain_report(store.load(chain_ref), store)], []
+    reports, warnings = [], []
+    for chain_id in store.chain_ids():
+        try:
+            reports.append(chain_report(store.load(chain_id), store))
+        except EscalateError as e:
+            warnings.append(str(e))
+    return reports, warnings
