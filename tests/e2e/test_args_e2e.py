@@ -33,6 +33,7 @@ ARGS = {
         "{1,2}",
         "!x",
         "&& echo no",
+        ";rm -rf canary",
         "  leading and trailing  ",
         "é ü 日本",
     ],
