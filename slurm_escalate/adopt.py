@@ -237,13 +237,14 @@ def _from_fields(view: SlurmView, indices: list[int]) -> list[str]:
     name = _value(job.get("JobName")) or first.name
     limit = _value(job.get("TimeLimit"))
     time_s = parse_slurm_duration(limit) if limit else first.timelimit_s
+    per_cpu = _value(job.get("MinMemoryCPU"))
     mem = _value(job.get("MinMemoryNode")) or (first.req_mem or "").rstrip("nc") or None
     for option, value in (
         ("job-name", name),
         ("partition", _value(job.get("Partition")) or first.partition),
         ("time", format_time(time_s) if time_s else None),
-        ("mem", mem if mem and _is_mem(mem) else None),
-        ("mem-per-cpu", _value(job.get("MinMemoryCPU"))),
+        ("mem", mem if mem and _is_mem(mem) and not per_cpu else None),
+        ("mem-per-cpu", per_cpu),
         ("constraint", _value(job.get("Features"))),
     ):
         if value is not None:

@@ -33,7 +33,7 @@ from slurm_escalate.chain import Chain
 from slurm_escalate.config import builtin_policy, check_against_cluster, load_policy
 from slurm_escalate.console import Console, add_file_sink
 from slurm_escalate.daemon import detach
-from slurm_escalate.errors import StateError, UsageError
+from slurm_escalate.errors import ScriptError, StateError, UsageError
 from slurm_escalate.models import ChainState
 from slurm_escalate.monitor import LOOKUP_SLACK_S, TOKEN_PREFIX
 from slurm_escalate.ops import (
@@ -304,7 +304,10 @@ def _prepare(
     if rec.script_text is not None:
         request = make_request(rec.tokens, rec.script_text)
     else:
-        request = load_request(rec.tokens, rec.workdir, path_env=os.environ.get("PATH"))
+        try:
+            request = load_request(rec.tokens, rec.workdir, path_env=os.environ.get("PATH"))
+        except ScriptError as e:
+            raise ScriptError(f"{e} (looked in {rec.workdir}): pass --script PATH") from None
     base = requested(request)
     if opts.config is not None:
         policy = load_policy(opts.config)
@@ -346,8 +349,10 @@ def _cpus(prepared: app.Prepared, level: int) -> int:
 @click.option("--start-level", type=int, metavar="N", help="Ladder level the job ran at.")
 @click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
 @click.option("--max-resubmits", type=int, metavar="N", help="Cap on same-level resubmissions.")
-@click.option("--min-poll", type=float, default=app.DEFAULT_MIN_POLL, metavar="SECONDS")
-@click.option("--max-poll", type=float, metavar="SECONDS")
+@click.option(
+    "--min-poll", type=float, default=app.DEFAULT_MIN_POLL, show_default=True, metavar="SECONDS"
+)
+@click.option("--max-poll", type=float, metavar="SECONDS", help="Ceiling of the poll interval.")
 @click.option("-v", "--verbose", count=True)
 @click.option("-q", "--quiet", count=True)
 @_errors
@@ -368,12 +373,21 @@ def adopt(
     Recovers the script, its arguments, the work directory and the resources
     from sacct (SubmitLine, WorkDir) and scontrol (while it knows the job),
     classifies the finished tasks and starts a chain that resubmits only the
-    ones that ran out of memory or time. Words after -- are sbatch options
-    added to the recovered ones (then optionally SCRIPT ARGS to replace them).
+    ones that ran out of memory or time.
+
+    \b
+    Words after -- are sbatch options added to the recovered ones, then
+    optionally SCRIPT [ARGS] replacing the recovered script and arguments.
+    Slurm records the command line with spaces between words, so an argument
+    that itself held a space comes back split: then give SCRIPT ARGS after --.
+    Exit status: as sbatch_escalate's; 0 or 1 at once when nothing is left to do.
     """
     if own["config"] is not None:
         own["config"] = os.path.abspath(own["config"])
     opts = app.SubmitOptions(**own)
+    owner = _chain_of(job_id)
+    if owner is not None:
+        raise UsageError(f"job {job_id} already belongs to chain {owner}: watch or resume that")
     client = _cli().client_factory()
     view = adopting.fetch(client, job_id)
     over = adopting.Overrides(
@@ -416,10 +430,24 @@ def adopt(
     if not plans and not active:
         click.echo(f"job {job_id}: nothing to escalate")
         return 0 if all(v.action == "done" for v in verdicts) else 1
-    return _start(prepared, opts, rec, view, detached, verbose - quiet)
+    return _start(client, prepared, opts, rec, view, detached, verbose - quiet)
+
+
+def _chain_of(job_id: str) -> str | None:
+    """The chain that already submitted or adopted ``job_id``, if any."""
+    store = ChainStore()
+    for chain_id in store.chain_ids():
+        try:
+            chain = store.load(chain_id)
+        except StateError:
+            continue
+        if any(s.job_id == job_id for s in chain.submissions):
+            return chain_id
+    return None
 
 
 def _start(
+    client: SlurmClient,
     prepared: app.Prepared,
     opts: app.SubmitOptions,
     rec: adopting.Recovered,
@@ -427,8 +455,7 @@ def _start(
     detached: bool,
     verbosity: int,
 ) -> int:
-    cli = _cli()
-    client, store = cli.client_factory(), ChainStore()
+    cli, store = _cli(), ChainStore()
     chain = app.create_chain(prepared, opts, store, rec.workdir, time.time())
     adopting.record_original(chain, view, rec.tokens, _cpus(prepared, chain.start_level))
     store.save(chain)

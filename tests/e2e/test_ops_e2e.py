@@ -16,7 +16,7 @@ LADDER = [
     {"partition": "week", "mem": "150M", "time": "00:02:00"},
     {"partition": "week", "mem": "700M", "time": "00:02:00"},
 ]
-TERMINAL = {"COMPLETED", "FAILED", "EXHAUSTED", "CANCELLED"}
+ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "SUSPENDED"}
 
 
 def _detached(e2e, body: str, array: str, *, mem_ladder: bool = True) -> str:
@@ -59,6 +59,19 @@ def _sbatch(e2e, *args: str) -> str:
     return p.stdout.strip().split(";")[0]
 
 
+def _final_rows(e2e, job: str, keys: list[str], timeout: float = 300) -> dict:
+    """sacct rows of ``keys`` once each exists and is final (the cluster may be busy)."""
+
+    def final():
+        rows = e2e.sacct(job)
+        done = all(k in rows and rows[k].state not in ACTIVE for k in keys)
+        return rows if done else None
+
+    rows = e2e.wait_until(final, timeout, interval=2)
+    assert rows, f"job {job} did not finish within {timeout:.0f}s\n{e2e.debug()}"
+    return rows
+
+
 @pytest.mark.timeout(600)
 def test_watch_once_then_watch_until_the_chain_ends(e2e):
     # Task 1 has a bug (exit 3): the chain ends FAILED, and watch must exit 1.
@@ -77,7 +90,7 @@ def test_watch_once_then_watch_until_the_chain_ends(e2e):
     assert l0[0] == "L0" and int(l0[1]) + int(l0[2]) == 3, r.describe()  # pending + running
     assert "recent events:" in r.stdout and "submitted array 0-2 at level 0" in r.stdout
 
-    r = _without_slurm(e2e, "watch", chain, "--interval", "1", timeout=300)
+    r = _without_slurm(e2e, "watch", chain, "--interval", "1", timeout=480)
     assert r.returncode == 1, r.describe()
     last = r.stdout.split("\n\n")[-1]
     assert last.startswith(f"chain {chain}  FAILED"), r.describe()
@@ -120,9 +133,12 @@ def test_cancel_stops_the_chain_and_nothing_else(e2e):
         assert r.returncode == 0, r.describe()
         assert f"scancel {job};" in r.stdout and "3 task(s) marked CANCELLED" in r.stdout
 
-        keys = [f"{job}_{i}" for i in range(3)]
-        rows = e2e.sacct(job, want=keys)
-        assert {k: rows[k].state for k in keys} == dict.fromkeys(keys, "CANCELLED"), rows
+        # Tasks cancelled while pending stay one "<job>_[0-2]" row in sacct.
+        states = {}
+        for row in e2e.sacct(job).values():
+            for i in e2e.array_indices(row.job_id.partition("_")[2]):
+                states[i] = row.state
+        assert states == dict.fromkeys(range(3), "CANCELLED"), states
         assert e2e.wait_until(lambda: not e2e.pid_alive(daemon), 30), "monitor still running"
         status = e2e.status(chain)
         assert status["state"] == "CANCELLED"
@@ -157,7 +173,7 @@ def test_adopt_a_plain_sbatch_array_dry_run_then_for_real(e2e):
         "some-arg",
     )
     keys = [f"{job}_{i}" for i in range(4)]
-    rows = e2e.sacct(job, want=keys)
+    rows = _final_rows(e2e, job, keys)
     assert [rows[k].state for k in keys] == [
         "COMPLETED",
         "OUT_OF_MEMORY",
@@ -198,3 +214,7 @@ def test_adopt_a_plain_sbatch_array_dry_run_then_for_real(e2e):
         assert "attempt=unset level=unset" in out and "attempt=2 level=1" in out, out
         env = e2e.envs(i)[-1]
         assert env["SLURM_ESCALATE_INITIAL_JOB_ID"] == job
+
+    twice = e2e.slurm_escalate("adopt", job, "--config", str(ladder))
+    assert twice.returncode == 2, twice.describe()
+    assert f"already belongs to chain {chain_dir.name}" in twice.stderr

@@ -41,9 +41,19 @@ def _restore_cluster() -> None:
 def _rows_per_index(e2e) -> Counter[int]:
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 3600))
     out = subprocess.run(
-        ["sacct", "-n", "-P", "-X", f"--name={e2e.job_name}", f"--starttime={since}",
-         "--format=JobID"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            "sacct",
+            "-n",
+            "-P",
+            "-X",
+            f"--name={e2e.job_name}",
+            f"--starttime={since}",
+            "--format=JobID",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     return Counter(int(j.split("_")[1]) for j in out.split() if "_" in j and "[" not in j)
 
@@ -82,8 +92,9 @@ exec {REAL_SBATCH} "$@"
     wrapper.chmod(0o755)
     env = {**e2e.env, "PATH": f"{bin_dir}:{e2e.env['PATH']}", "SLURM_ESCALATE_SBATCH_TIMEOUT": "30"}
     script = e2e.job_script('case "$idx" in 1) use_memory 400 ;; *) sleep 5 ;; esac')
-    argv = e2e.chain_argv(script, config=e2e.ladder(OOM_LADDER), own=["--detached"],
-                          sbatch=["--array=0-2"])
+    argv = e2e.chain_argv(
+        script, config=e2e.ladder(OOM_LADDER), own=["--detached"], sbatch=["--array=0-2"]
+    )
     try:
         r = e2e._run(argv, 60, env)
         assert r.returncode == 0, r.describe()
@@ -109,8 +120,9 @@ exec {REAL_SBATCH} "$@"
 
 def test_slurmdbd_outage_while_tasks_finish(e2e):
     script = e2e.job_script('sleep 15; case "$idx" in 1) use_memory 400 ;; esac')
-    argv = e2e.chain_argv(script, config=e2e.ladder(OOM_LADDER), own=["--detached"],
-                          sbatch=["--array=0-2"])
+    argv = e2e.chain_argv(
+        script, config=e2e.ladder(OOM_LADDER), own=["--detached"], sbatch=["--array=0-2"]
+    )
     try:
         r = e2e._run(argv, 60, None)
         assert r.returncode == 0, r.describe()

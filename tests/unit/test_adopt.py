@@ -426,3 +426,34 @@ def test_adopt_with_nothing_to_escalate_starts_no_chain(home, capsys, monkeypatc
     assert code == 1
     assert out.splitlines()[-1] == "job 81: nothing to escalate"
     assert not (home / "state" / "chains").exists()
+
+
+def test_a_job_that_already_belongs_to_a_chain_is_not_adopted_twice(home, capsys, monkeypatch):
+    (home / "job.sh").write_text(SCRIPT)
+    runner = AdoptRunner("82", [("OUT_OF_MEMORY", "0:125")])
+    args = ("82", "--config", "ladder.yaml", "--workdir", str(home))
+    v = adopt.SlurmView(job_id="82", records=records("82", runner.states))
+    rec = adopt.recover(v, adopt.Overrides(script=str(home / "job.sh"), workdir=str(home)))
+    slurm = FakeSlurm(lambda *a: (SlurmState.COMPLETED, "0:0"))
+    opts = app.SubmitOptions(config=str(home / "ladder.yaml"))
+    prepared = cli_ops._prepare(rec, v, opts, slurm)  # type: ignore[arg-type]
+    chain = app.create_chain(prepared, opts, ChainStore(), str(home), 1_700_000_000.0)
+    adopt.record_original(chain, v, rec.tokens, 1)
+    ChainStore().save(chain)
+    code, _, err = run_adopt(capsys, runner, monkeypatch, *args, "--dry-run")
+    assert code == 2
+    assert err == (
+        f"slurm-escalate: error: job 82 already belongs to chain {chain.chain_id}: "
+        "watch or resume that\n"
+    )
+    assert runner.calls == []  # found out before asking Slurm anything
+
+
+def test_memory_per_cpu_is_rebuilt_without_a_clashing_mem():
+    job = SCONTROL_JOB.replace("MinMemoryNode=100M", "MinMemoryCPU=50M").replace(
+        "CPUs/Task=1", "CPUs/Task=2"
+    )
+    v = view(scontrol=tuple(adopt.parse_scontrol_jobs(job)))
+    tokens = adopt.recover(v, adopt.Overrides()).tokens
+    assert "--mem-per-cpu=50M" in tokens and "--cpus-per-task=2" in tokens
+    assert not any(t.startswith("--mem=") for t in tokens)
