@@ -205,15 +205,20 @@ def plan_context(chain: Chain, prepared: Prepared) -> PlanContext:
     )
 
 
+def stored_policy(chain: Chain, store: ChainStore) -> Policy:
+    """The chain's policy as submitted: its ladder copy, or the built-in policy."""
+    if chain.config is not None:
+        ladder = store.chain_dir(chain.chain_id) / LADDER_COPY
+        return load_policy(ladder, shown_as=chain.config)
+    return builtin_policy(chain.base.mem_mb, chain.base.time_s)
+
+
 def reload(chain: Chain, store: ChainStore, client: SlurmClient) -> Prepared:
     """Rebuild what the monitor needs from a stored chain (for ``resume``)."""
     tokens = [*chain.sbatch_args, *([chain.script] if chain.script else []), *chain.script_args]
     request = build_request(tokens, chain.cwd, script_file=chain.script_copy)
     ladder = store.chain_dir(chain.chain_id) / LADDER_COPY
-    if chain.config is not None:
-        policy = load_policy(ladder, shown_as=chain.config)
-    else:
-        policy = builtin_policy(chain.base.mem_mb, chain.base.time_s)
+    policy = stored_policy(chain, store)
     opts = SubmitOptions(
         start_level=chain.start_level,
         max_level=chain.max_level,

@@ -412,6 +412,8 @@ def _run(command: click.Command, prog: str, args: Sequence[str] | None = None) -
     except click.ClickException as e:
         click.echo(f"{prog}: error: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
+    finally:
+        logger.remove()  # the command's sinks end with it (they may hold closed streams)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -485,6 +486,26 @@ echo "done task=$idx job=$SLURM_JOB_ID"
         missing = [k for k in keys if k not in rows]
         assert not missing, f"sacct has no row for {missing}; it has {sorted(rows)}"
         return [rows[k] for k in keys]
+
+    def rows_per_index(self) -> Counter[int]:
+        """sacct rows of this test's jobs per array index: one row per attempt that ran."""
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 3600))
+        out = subprocess.run(
+            [
+                "sacct",
+                "-n",
+                "-P",
+                "-X",
+                f"--name={self.job_name}",
+                f"--starttime={since}",
+                "--format=JobID",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        return Counter(int(j.split("_")[1]) for j in out.split() if "_" in j and "[" not in j)
 
     def jobs_named(self) -> list[str]:
         """Every job (queued or in accounting) that carries this test's job name."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from slurm_escalate.app import LADDER_COPY
+from slurm_escalate.app import stored_policy
 from slurm_escalate.chain import Chain
-from slurm_escalate.config import builtin_policy, level_at, load_policy
+from slurm_escalate.config import level_at
 from slurm_escalate.errors import EscalateError, UsageError
 from slurm_escalate.models import Level
 from slurm_escalate.reporting.logs import task_logs
@@ -19,11 +19,7 @@ def levels_for(chain: Chain, store: ChainStore) -> dict[int, Level]:
     Empty when the copy is gone or unreadable: the report then shows what sacct saw.
     """
     try:
-        if chain.config is not None:
-            path = store.chain_dir(chain.chain_id) / LADDER_COPY
-            policy = load_policy(path, shown_as=chain.config)
-        else:
-            policy = builtin_policy(chain.base.mem_mb, chain.base.time_s)
+        policy = stored_policy(chain, store)
         top = policy.top_level
         if chain.max_level is not None:
             top = min(top, chain.max_level)

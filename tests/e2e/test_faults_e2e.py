@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
-from collections import Counter
 
 import pytest
 
@@ -36,26 +34,6 @@ exec {REAL_SBATCH} "$@"
     return {**e2e.env, "PATH": f"{bin_dir}:{e2e.env['PATH']}", "SLURM_ESCALATE_SBATCH_TIMEOUT": "5"}
 
 
-def _rows_per_index(e2e) -> Counter[int]:
-    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 3600))
-    out = subprocess.run(
-        [
-            "sacct",
-            "-n",
-            "-P",
-            "-X",
-            f"--name={e2e.job_name}",
-            f"--starttime={since}",
-            "--format=JobID",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    return Counter(int(j.split("_")[1]) for j in out.split() if "_" in j and "[" not in j)
-
-
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("nth", [1, 2], ids=["first-submission", "resubmission"])
 def test_sbatch_that_submits_then_times_out_is_not_submitted_twice(e2e, nth):
@@ -69,7 +47,7 @@ def test_sbatch_that_submits_then_times_out_is_not_submitted_twice(e2e, nth):
     assert status["submissions"][nth - 1]["job_id"] == hidden, status["submissions"]
     assert f"but job {hidden} exists" in r.stderr, r.describe()
     for _ in range(30):
-        rows = _rows_per_index(e2e)
+        rows = e2e.rows_per_index()
         if rows == {0: 1, 1: 2, 2: 1}:
             break
         time.sleep(2)

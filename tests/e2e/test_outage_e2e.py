@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -38,26 +37,6 @@ def _restore_cluster() -> None:
     subprocess.run(["bash", str(CLUSTER), "up"], capture_output=True, timeout=300, check=True)
 
 
-def _rows_per_index(e2e) -> Counter[int]:
-    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 3600))
-    out = subprocess.run(
-        [
-            "sacct",
-            "-n",
-            "-P",
-            "-X",
-            f"--name={e2e.job_name}",
-            f"--starttime={since}",
-            "--format=JobID",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    return Counter(int(j.split("_")[1]) for j in out.split() if "_" in j and "[" not in j)
-
-
 def _heartbeat(e2e, chain_id: str) -> dict:
     path = e2e.home / "chains" / chain_id / "heartbeat.json"
     try:
@@ -71,7 +50,7 @@ def _finish_and_check(e2e, chain_id: str, pid: int) -> None:
     got = {i: (t["state"], t["attempts"]) for i, t in e2e.by_index(status).items()}
     assert got == {0: ("COMPLETED", 1), 1: ("COMPLETED", 2), 2: ("COMPLETED", 1)}, status
     for _ in range(30):
-        rows = _rows_per_index(e2e)
+        rows = e2e.rows_per_index()
         if rows == {0: 1, 1: 2, 2: 1}:
             break
         time.sleep(2)

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
 
 import pytest
 
@@ -35,39 +34,13 @@ def _script(e2e):
     return e2e.job_script(body)
 
 
-def _rows_per_index(e2e) -> Counter[int]:
-    """sacct rows of this test's jobs, per array index (one row per attempt that ran)."""
-    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 3600))
-    out = subprocess.run(
-        [
-            "sacct",
-            "-n",
-            "-P",
-            "-X",
-            f"--name={e2e.job_name}",
-            f"--starttime={since}",
-            "--format=JobID,State",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    rows: Counter[int] = Counter()
-    for line in out.splitlines():
-        job_id, _, state = line.partition("|")
-        if "_" in job_id and "[" not in job_id:
-            rows[int(job_id.split("_")[1])] += 1
-    return rows
-
-
 def _check_finished(e2e, chain_id: str) -> None:
     status = e2e.wait_chain(chain_id)
     tasks = e2e.by_index(status)
     got = {i: (t["state"], t["attempts"]) for i, t in tasks.items()}
     assert got == EXPECTED, status
     for _ in range(30):  # slurmdbd records a job a moment after it ends
-        rows = _rows_per_index(e2e)
+        rows = e2e.rows_per_index()
         if rows == {i: n for i, (_, n) in EXPECTED.items()}:
             break
         time.sleep(2)

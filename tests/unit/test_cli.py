@@ -196,3 +196,13 @@ def test_status_of_unknown_chain(world, capsys):
 )
 def test_only_the_leading_run_of_own_options_is_ours(argv, expected):
     assert cli.own_options_first(argv) == expected
+
+
+def test_a_command_leaves_no_log_sinks_behind(world, capsys):
+    """Its console sink wrote to a stream that is gone once the command returns."""
+    from loguru import logger
+
+    world["slurm"].outcome = ok
+    assert invoke(capsys, "--min-poll", "0.01", "job.sh")[0] == 0
+    logger.info("after the command")
+    assert capsys.readouterr() == ("", "")

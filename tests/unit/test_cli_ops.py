@@ -256,6 +256,11 @@ def test_cancel_stops_the_monitor_first(store, capsys, monkeypatch):
     # Stands in for a foreground monitor: no SIGTERM handler, "escalate" in its argv.
     monitor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "escalate"])
     try:
+        cmdline = Path(f"/proc/{monitor.pid}/cmdline")
+        for _ in range(100):  # until the child has exec'd: before that it shows our own argv
+            if b"escalate" in cmdline.read_bytes():
+                break
+            time.sleep(0.05)
         claim(store, monitor.pid)
         code, out, _ = invoke(capsys, "cancel", CHAIN_ID)
         assert code == 0 and f"monitor pid {monitor.pid} stopped" in out
