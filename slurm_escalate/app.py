@@ -43,6 +43,7 @@ OWN_OPTIONS = frozenset(
         "--max-poll",
         "--dry-run",
         "--parsable",
+        "--rounds",
     }
 )
 DEFAULT_MIN_POLL = 30.0
@@ -57,6 +58,7 @@ class SubmitOptions:
     max_resubmits: int | None = None
     min_poll: float = DEFAULT_MIN_POLL
     max_poll: float | None = None
+    rounds: bool = False  # wait for a submission's last task before resubmitting its failures
 
     @property
     def effective_max_poll(self) -> float:
@@ -167,6 +169,7 @@ def create_chain(
         max_poll=opts.effective_max_poll,
         throttle=prepared.throttle,
         is_array=prepared.indices is not None,
+        rounds=opts.rounds,
         base=prepared.base,
         tasks=[
             TaskStatus(index=i, level=prepared.policy.start_level)
@@ -184,9 +187,13 @@ def create_chain(
         if prepared.config_path is not None:
             shutil.copyfile(prepared.config_path, directory / LADDER_COPY)
             (directory / LADDER_COPY).chmod(0o600)
+        store.save(chain)
     except OSError as e:
+        store.discard(chain.chain_id)  # nothing was submitted: leave nothing behind
         raise StateError(f"cannot copy the job into {directory}: {e.strerror}") from None
-    store.save(chain)
+    except StateError:
+        store.discard(chain.chain_id)
+        raise
     return chain
 
 
@@ -202,6 +209,7 @@ def plan_context(chain: Chain, prepared: Prepared) -> PlanContext:
         is_array=chain.is_array,
         max_array_size=prepared.limits.max_array_size,
         initial_job_id=chain.initial_job_id,
+        max_array_tasks=prepared.limits.max_array_tasks,
     )
 
 

@@ -49,6 +49,8 @@ class Attempt:
     partition: str | None = None
     req_mem: str | None = None  # as sacct prints ReqMem, e.g. "400M"
     timelimit_s: int | None = None
+    slot: int | None = None  # the array index Slurm ran it under, when not the task's own
+    skipped: str | None = None  # why the next attempt skipped rungs of the ladder
 
 
 @dataclass
@@ -67,7 +69,15 @@ class TaskStatus:
         return self.attempts[-1] if self.attempts else None
 
     def task_job_id(self, attempt: Attempt) -> str:
-        return attempt.job_id if self.index is None else f"{attempt.job_id}_{self.index}"
+        """The id Slurm knows the attempt by (``123_4``; the slot for a mapped index)."""
+        if self.index is None:
+            return attempt.job_id
+        return f"{attempt.job_id}_{self.index if attempt.slot is None else attempt.slot}"
+
+    def slurm_index(self) -> int | None:
+        """The array index sacct shows for the current attempt."""
+        current = self.current
+        return self.index if current is None or current.slot is None else current.slot
 
 
 @dataclass
@@ -85,6 +95,7 @@ class Submission:
     error: str | None = None
     cpus: int = 1  # cores per task, for core-hour accounting (--cpus-per-task, else 1)
     token: str | None = None  # --comment carried on the job, to find it after a crash
+    offset: int = 0  # >0: each task ran as array index ``index - offset`` (see pieces.py)
 
 
 @dataclass
@@ -104,6 +115,7 @@ class Chain:
     max_poll: float = 300.0
     throttle: int | None = None
     is_array: bool = True
+    rounds: bool = False  # resubmit a submission's failures only once all its tasks ended
     base: Level = field(default_factory=Level)  # what the user asked for
     state: ChainState = ChainState.RUNNING
     tasks: list[TaskStatus] = field(default_factory=list)
@@ -117,10 +129,13 @@ class Chain:
         return first.job_id if first else None
 
     def task(self, index: int | None) -> TaskStatus:
-        for t in self.tasks:
-            if t.index == index:
-                return t
-        raise KeyError(index)
+        """The task with this index (KeyError if none); O(1) for chains of any size."""
+        key = (id(self.tasks), len(self.tasks))
+        cached = self.__dict__.get("_by_index")
+        if cached is None or cached[0] != key:
+            cached = (key, {t.index: t for t in self.tasks})
+            self.__dict__["_by_index"] = cached  # not a dataclass field: never saved
+        return cached[1][index]
 
     def unfinished_job_ids(self) -> list[str]:
         """Job ids that still carry a task not yet classified final, oldest first."""

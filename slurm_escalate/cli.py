@@ -135,6 +135,12 @@ CONTEXT = {
     metavar="SECONDS",
     help="Ceiling of the poll interval [default: 10 x --min-poll, at most 600].",
 )
+@click.option(
+    "--rounds",
+    is_flag=True,
+    help="Resubmit a submission's failures only once all its tasks have ended "
+    "(like afterany handler jobs); default: as soon as each task fails.",
+)
 @click.option("--dry-run", is_flag=True, help="Validate and print the sbatch command only.")
 @click.option("--parsable", is_flag=True, help="Print only the chain id on stdout.")
 @click.option("-v", "--verbose", count=True, help="More output (every poll).")
@@ -417,7 +423,16 @@ def _run(command: click.Command, prog: str, args: Sequence[str] | None = None) -
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-_OWN_FLAGS = {"--detached", "--dry-run", "--parsable", "--verbose", "--quiet", "-h", "--help"}
+_OWN_FLAGS = {
+    "--detached",
+    "--dry-run",
+    "--parsable",
+    "--rounds",
+    "--verbose",
+    "--quiet",
+    "-h",
+    "--help",
+}
 _OWN_WITH_VALUE = {
     "--config",
     "--max-level",

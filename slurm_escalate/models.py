@@ -275,3 +275,4 @@ class ClusterLimits:
 
     max_array_size: int = 1001
     max_array_tasks: int | None = None
+    max_job_count: int | None = None  # a larger array could never be queued whole

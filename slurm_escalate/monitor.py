@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 from loguru import logger
 
@@ -35,6 +36,7 @@ from slurm_escalate.models import (
     TaskRecord,
     TaskState,
 )
+from slurm_escalate.pieces import wrapper_script
 from slurm_escalate.plan import (
     PlanContext,
     PlannedSubmission,
@@ -52,6 +54,7 @@ from slurm_escalate.units import parse_mem_mb
 VANISHED_POLLS = 3  # a task missing from its visible array this many polls in a row ...
 VANISHED_GRACE_S = 180.0  # ... and for this long has been cancelled while pending
 MAX_REFUSALS = 3
+WRAPPER_NAME = "array-wrapper.sh"
 TOKEN_PREFIX = "slurm-escalate:"  # --comment=slurm-escalate:<chain>:<submission>
 LOOKUP_SLACK_S = 300.0  # look for a token in jobs submitted from this long before the intent
 
@@ -123,26 +126,31 @@ class Monitor:
         verbatim; only resubmissions write their own.
         """
         level = self.chain.start_level
-        indices = tuple(t.index for t in self.chain.tasks if t.index is not None)
-        args = build_sbatch_args(
-            self.ctx.request,
-            resources_for(self.policy, level, self.ctx.base),
-            array=None,
-            keep_user_resources=True,
-            open_mode_append=False,
-            script_path=self.ctx.script_path,
-        )
-        env = tuple(sorted(chain_env(self.chain.chain_id, level, 1, None).items()))
-        plan = PlannedSubmission(
-            level,
-            1,
-            indices if self.chain.is_array else None,
-            effective(self.ctx.request, "array") if self.chain.is_array else None,
-            tuple(args),
-            env,
-        )
+        indices = [t.index for t in self.chain.tasks if t.index is not None]
+        pieces = self.ctx.pieces(indices) if self.chain.is_array else []
+        if len(pieces) > 1 or (pieces and pieces[0].offset):
+            plans = plan_group(self.ctx, level, 1, indices)
+            self.log.info(
+                f"the array is submitted in {len(plans)} pieces "
+                f"(MaxArraySize {self.ctx.max_array_size})"
+            )
+        else:
+            args = build_sbatch_args(
+                self.ctx.request,
+                resources_for(self.policy, level, self.ctx.base),
+                array=None,
+                keep_user_resources=True,
+                open_mode_append=False,
+                script_path=self.ctx.script_path,
+            )
+            env = tuple(sorted(chain_env(self.chain.chain_id, level, 1, None).items()))
+            array = effective(self.ctx.request, "array") if self.chain.is_array else None
+            plan = PlannedSubmission(
+                level, 1, tuple(indices) if self.chain.is_array else None, array, tuple(args), env
+            )
+            plans = [plan]
         try:
-            sub = self._submit(plan)
+            sub = self._submit(plans[0])
         except SlurmCommandError as e:
             self.chain.state = ChainState.FAILED
             self.chain.finished_at = self.clock.now()
@@ -154,6 +162,17 @@ class Monitor:
                     f"sbatch did not answer ({_last_line(e)}); the job may exist: check squeue"
                 ) from None
             raise FirstSubmissionRefused(f"sbatch refused the job: {_last_line(e)}") from None
+        for plan in plans[1:]:
+            try:
+                self._submit(plan)
+            except SlurmCommandError as e:  # the monitor tries again (or settles a doubt)
+                self._submission_failed(plan, e)
+                if self.chain.submissions[-1].status is SubmissionStatus.REFUSED:
+                    for index in plan.indices or ():
+                        task = self.chain.task(index)
+                        if not task.state.is_final:
+                            task.state, task.target_level = TaskState.RETRY, level
+                self.store.save(self.chain)
         assert sub.job_id is not None
         return sub.job_id
 
@@ -163,7 +182,7 @@ class Monitor:
         When sbatch fails, the job is looked up by its token first: sbatch can
         report an error (or time out) after the controller accepted the job.
         """
-        plan = self._without_directive_conflicts(plan)
+        plan = self._script_for(plan)
         seq = len(self.chain.submissions) + 1
         args, token = list(plan.args), None
         if effective(self.ctx.request, "comment") is None:
@@ -179,6 +198,7 @@ class Monitor:
             intent_at=self.clock.now(),
             cpus=self._cpus(plan.level),
             token=token,
+            offset=plan.offset,
         )
         self.chain.submissions.append(sub)
         self.store.save(self.chain)
@@ -232,7 +252,10 @@ class Monitor:
             same = bool(task.attempts) and task.level == sub.level
             task.resubmits_at_level = task.resubmits_at_level + 1 if same else 0
             task.level = sub.level
-            task.attempts.append(Attempt(job_id=job_id, level=sub.level, submission=sub.seq))
+            slot = None if index is None or not sub.offset else index - sub.offset
+            task.attempts.append(
+                Attempt(job_id=job_id, level=sub.level, submission=sub.seq, slot=slot)
+            )
             task.state, task.target_level = TaskState.PENDING, None
         self.store.save(self.chain)
         what = f"array {sub.array or sub.indices}" if self.chain.is_array else "job"
@@ -297,31 +320,36 @@ class Monitor:
         text = effective(self.ctx.request, "cpus-per-task")
         return int(text) if text and text.isdigit() and int(text) > 0 else 1
 
-    def _without_directive_conflicts(self, plan: PlannedSubmission) -> PlannedSubmission:
-        """Point the plan at a script copy sbatch accepts together with the plan's options.
+    def _script_for(self, plan: PlannedSubmission) -> PlannedSubmission:
+        """Point the plan at the script file this submission must run.
 
         A level's ``--mem`` on the command line cannot coexist with the script's
         ``#SBATCH --mem-per-cpu`` (sbatch refuses both), and nothing on a command
         line cancels a directive. So when they clash, this attempt runs a copy of
-        the script with only the clashing words removed.
+        the script with only the clashing words removed. A mapped piece (indices
+        above MaxArraySize) runs a generated wrapper that execs that script.
         """
         text = self.ctx.request.script_text
         if text is None or self.chain.script_copy is None:
             return plan
         fixed = resolve_directive_conflicts(text, plan.args)
-        if fixed == text:
+        if fixed == text and not plan.offset:
             return plan
         seq = len(self.chain.submissions) + 1
-        copy = self.store.chain_dir(self.chain.chain_id) / "script" / str(seq)
-        copy.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = copy / os.path.basename(self.chain.script_copy)
-        path.write_text(fixed, encoding="utf-8")
-        path.chmod(0o600)
+        directory = self.store.chain_dir(self.chain.chain_id) / "script" / str(seq)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = script = self.chain.script_copy
+        if fixed != text:
+            target = script = _private_file(directory / os.path.basename(target), fixed)
+            self.log.info(f"submission {seq}: script copy without directives that clash with --mem")
+        if plan.offset:
+            os.chmod(target, 0o700)  # the wrapper execs it
+            wrapper = wrapper_script(fixed, target, plan.offset)
+            script = _private_file(directory / WRAPPER_NAME, wrapper)
         args = list(plan.args)
         at = len(args) - len(self.ctx.request.script_args) - 1
         assert args[at] == self.chain.script_copy
-        args[at] = str(path)
-        self.log.info(f"submission {seq}: script copy without directives that clash with --mem")
+        args[at] = script
         return replace(plan, args=tuple(args))
 
     def _resubmit(self, retries: list[TaskStatus]) -> None:
@@ -374,7 +402,7 @@ class Monitor:
                 continue
             if task.state.is_final or task.current is None:
                 continue
-            record = by_key.get((task.current.job_id, task.index))
+            record = by_key.get((task.current.job_id, task.slurm_index()))
             if record is None:
                 changed |= self._missing(task, task.current.job_id in jobs_seen, now)
                 continue
@@ -383,6 +411,8 @@ class Monitor:
         crash_point("after-classify")
         if self._unknown:
             retries.extend(self._recover(self._unknown))
+        if retries and self.chain.rounds:
+            retries = self._round_complete(retries)
         if retries:
             self._resubmit(retries)
             changed = True
@@ -401,6 +431,19 @@ class Monitor:
         if changed:
             self.store.save(self.chain)
         return changed
+
+    def _round_complete(self, retries: list[TaskStatus]) -> list[TaskStatus]:
+        """``--rounds``: the retries whose submission has no task left pending or running.
+
+        This is how dependency-chained handler jobs behave (``afterany`` on the
+        whole array): the next round starts when the last task of this one ends.
+        """
+        busy = {
+            t.current.submission
+            for t in self.chain.tasks
+            if t.current is not None and t.state in (TaskState.PENDING, TaskState.RUNNING)
+        }
+        return [t for t in retries if t.current is None or t.current.submission not in busy]
 
     def _hook(self, name: str, extra: dict[str, str]) -> int | None:
         argv = getattr(self.policy.hooks, name)
@@ -590,6 +633,12 @@ class Monitor:
             self.store.beat(self.chain.chain_id, beat)
         except EscalateError as e:  # a missed pulse must not stop the monitor
             self.log.warning(f"cannot write heartbeat: {e}")
+
+
+def _private_file(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return str(path)
 
 
 def _epoch(iso: str) -> float:

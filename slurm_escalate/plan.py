@@ -15,17 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from slurm_escalate.arrayspec import compress, format_array, split_indices
+from slurm_escalate.arrayspec import compress, format_array
 from slurm_escalate.config import level_at
 from slurm_escalate.models import Level, Policy
-from slurm_escalate.sbatch_args import JobRequest, build_sbatch_args
+from slurm_escalate.pieces import PATTERN_OPTIONS, Piece, map_pattern, plan_pieces
+from slurm_escalate.sbatch_args import JobRequest, build_sbatch_args, effective
 
 ENV_CHAIN_ID = "SLURM_ESCALATE_CHAIN_ID"
 ENV_LEVEL = "SLURM_ESCALATE_LEVEL"
 ENV_ATTEMPT = "SLURM_ESCALATE_ATTEMPT"
 ENV_INITIAL_JOB_ID = "SLURM_ESCALATE_INITIAL_JOB_ID"
 ENV_LONGRUN_INITIAL_JOB_ID = "SLURM_LONGRUN_INITIAL_JOB_ID"
-MAX_SPEC_CHARS = 10_000
+MAX_SPEC_CHARS = 10_000  # a safe --array length: submit lines stay far below Slurm's limits
+DEFAULT_ARRAY_OUTPUT = "slurm-%A_%a.out"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class PlannedSubmission:
     array: str | None  # the --array value, throttle included
     args: tuple[str, ...]  # argv after "sbatch --parsable"
     env: tuple[tuple[str, str], ...]  # the chain's variables for this submission
+    offset: int = 0  # >0: tasks run as array index ``index - offset`` under a wrapper
 
 
 def chain_env(
@@ -86,6 +89,26 @@ class PlanContext:
     is_array: bool
     max_array_size: int
     initial_job_id: str | None = None
+    max_array_tasks: int | None = None
+
+    def pieces(self, indices: list[int]) -> list[Piece]:
+        return plan_pieces(indices, self.max_array_size, self.max_array_tasks, MAX_SPEC_CHARS)
+
+
+def pattern_overrides(
+    request: JobRequest, offset: int, max_array_size: int
+) -> list[tuple[str, str]]:
+    """``--output``/``--error``/``--input`` for a mapped piece, so ``%a`` names the real index."""
+    if offset == 0:
+        return []
+    out = []
+    for name in PATTERN_OPTIONS:
+        pattern = effective(request, name)
+        if pattern is None and name == "output":
+            pattern = DEFAULT_ARRAY_OUTPUT
+        if pattern is not None and map_pattern(pattern, offset, max_array_size) != pattern:
+            out.append((name, map_pattern(pattern, offset, max_array_size)))
+    return out
 
 
 def plan_group(
@@ -95,7 +118,8 @@ def plan_group(
     resources = resources_for(ctx.policy, level, ctx.base)
     env = tuple(sorted(chain_env(ctx.chain_id, level, attempt, ctx.initial_job_id).items()))
 
-    def one(array: str | None, chunk: tuple[int, ...] | None) -> PlannedSubmission:
+    def one(array: str | None, piece: Piece | None) -> PlannedSubmission:
+        offset = piece.offset if piece else 0
         args = build_sbatch_args(
             ctx.request,
             resources,
@@ -103,18 +127,20 @@ def plan_group(
             keep_user_resources=level == ctx.start_level,
             open_mode_append=attempt > 1,
             script_path=ctx.script_path,
+            overrides=pattern_overrides(ctx.request, offset, ctx.max_array_size),
         )
-        return PlannedSubmission(level, attempt, chunk, array, tuple(args), env)
+        chunk = piece.indices if piece else None
+        return PlannedSubmission(level, attempt, chunk, array, tuple(args), env, offset)
 
     if not ctx.is_array:
         return [one(None, None)]
     wanted = sorted(i for i in indices if i is not None)
     if not wanted:
         return []
-    plans = []
-    for chunk in split_indices(wanted, ctx.max_array_size, MAX_SPEC_CHARS):
-        plans.append(one(format_array(compress(chunk), ctx.throttle), tuple(chunk)))
-    return plans
+    return [
+        one(format_array(compress(piece.slots), ctx.throttle), piece)
+        for piece in ctx.pieces(wanted)
+    ]
 
 
 def group_retries(

@@ -310,6 +310,7 @@ def build_sbatch_args(
     keep_user_resources: bool,
     open_mode_append: bool,
     script_path: str | None = None,
+    overrides: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """The argv after ``sbatch`` (the client adds ``--parsable``) for one attempt.
 
@@ -318,7 +319,9 @@ def build_sbatch_args(
     ``keep_user_resources`` a key the user gave on the command line is kept and
     the level's value dropped; #SBATCH values always lose to the level. Then
     come the level's arguments, a ``--time-min`` clamp when needed, the level's
-    ``extra_args``, and the script (``script_path`` if given) with its args.
+    ``extra_args``, ``overrides`` ((option name, value) pairs that replace the
+    user's option of that name), and the script (``script_path`` if given)
+    with its args.
     Submit ``resolve_directive_conflicts(request.script_text, args)`` as the script.
     """
     if request.script is None and script_path is not None:
@@ -347,6 +350,9 @@ def build_sbatch_args(
         added.append("--open-mode=append")
     if level:
         added.extend(level.extra_args)
+    for name, value in overrides:
+        drop.add(name)
+        added.append(f"--{name}={value}")
     argv = _without(request.sbatch_args, drop) + added
     if request.script is not None:
         path = request.script if script_path is None else script_path

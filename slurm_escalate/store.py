@@ -27,6 +27,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -49,7 +50,16 @@ def default_home(environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get("SLURM_ESCALATE_HOME"):
         return Path(env["SLURM_ESCALATE_HOME"]).expanduser()
-    xdg = env.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+    xdg = env.get("XDG_STATE_HOME")
+    if not xdg:
+        # Without HOME, expanduser asks the password database; a user unknown to
+        # it would otherwise get a directory literally named "~" in the cwd.
+        xdg = os.path.expanduser("~/.local/state")
+        if xdg.startswith("~"):
+            raise StateError(
+                "HOME is not set and this user has no password entry: "
+                "set SLURM_ESCALATE_HOME to a state directory"
+            )
     return Path(xdg) / "slurm-escalate"
 
 
@@ -89,8 +99,16 @@ class ChainStore:
             raise StateError(
                 f"cannot create state directory {self.chains_dir}: {e.strerror}"
             ) from None
-        self.save(chain)
+        try:
+            self.save(chain)
+        except StateError:
+            self.discard(chain.chain_id)
+            raise
         return path
+
+    def discard(self, chain_id: str) -> None:
+        """Remove the directory of a chain that never submitted anything (its setup failed)."""
+        shutil.rmtree(self.chain_dir(chain_id), ignore_errors=True)
 
     def save(self, chain: Chain) -> None:
         path = self.chain_dir(chain.chain_id) / STATE_FILE

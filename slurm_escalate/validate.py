@@ -1,9 +1,10 @@
 """Checks of the user's sbatch options that sbatch itself would only half catch.
 
 sbatch takes the last of two ``--array`` options and silently drops malformed
-``--export`` items; an array index at or above MaxArraySize is refused only
-when the job is submitted. Each of these is caught here, before anything is
-submitted, with a one-line message naming the option.
+``--export`` items. Each of these is caught here, before anything is
+submitted, with a one-line message naming the option. Arrays beyond
+MaxArraySize or max_array_tasks are not refused: they are submitted in pieces
+(see pieces.py), which needs a job script rather than ``--wrap``.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ def check_request(request: JobRequest, spec: ArraySpec | None, limits: ClusterLi
         if option.name == "export":
             check_export(option.value or "")
     if spec is not None and spec.indices and spec.indices[-1] >= limits.max_array_size:
+        if request.script is None:
+            raise UsageError(
+                f"--array index {spec.indices[-1]} is at or above this cluster's MaxArraySize "
+                f"({limits.max_array_size}): such indices run through a wrapper script, "
+                "so give a job script instead of --wrap"
+            )
+    if limits.max_job_count and spec is not None and len(spec.indices) > limits.max_job_count:
         raise UsageError(
-            f"--array index {spec.indices[-1]} is at or above this cluster's MaxArraySize "
-            f"({limits.max_array_size}); the highest allowed index is {limits.max_array_size - 1}"
-        )
-    if limits.max_array_tasks and spec is not None and len(spec.indices) > limits.max_array_tasks:
-        raise UsageError(
-            f"--array has {len(spec.indices)} tasks; this cluster allows "
-            f"{limits.max_array_tasks} per array (max_array_tasks)"
+            f"--array has {len(spec.indices)} tasks; this cluster holds at most "
+            f"{limits.max_job_count} jobs at once (MaxJobCount)"
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -120,11 +121,17 @@ CASES = [
     ("array-malformed", ladder(OK_LADDER), args("--array=0-"), "invalid --array '0-'"),
     ("array-descending", ladder(OK_LADDER), args("--array=5-1"), "range end 1 is below start 5"),
     ("array-zero-throttle", ladder(OK_LADDER), args("--array=0-3%0"), "throttle"),
-    (
-        "array-above-max",
+    (  # indices above MaxArraySize are run in pieces (test_pieces_e2e); the queue's size is not
+        "array-above-max-job-count",
         ladder(OK_LADDER),
-        args("--array=0-2001"),
-        "index 2001 is at or above this cluster's MaxArraySize (2001)",
+        args("--array=0-100000"),
+        "--array has 100001 tasks; this cluster holds at most 100000 jobs at once (MaxJobCount)",
+    ),
+    (
+        "array-above-max-with-wrap",
+        ladder(OK_LADDER),
+        ["--job-name={name}", "--array=0-2001", "--wrap=true"],
+        "such indices run through a wrapper script, so give a job script instead of --wrap",
     ),
     ("array-twice", ladder(OK_LADDER), args("--array=0-3", "--array=5"), "--array given twice"),
     # ---- the script
@@ -237,7 +244,53 @@ CASES = [
     ),
     # ---- the environment
     ("state-dir-unwritable", {"job.sh": JOB}, ["--job-name={name}", "job.sh"], "cannot create"),
+    (
+        "state-dir-full",
+        {"job.sh": JOB},
+        ["--job-name={name}", "job.sh"],
+        "No space left on device",
+    ),
+    (
+        "home-unset-no-passwd-entry",
+        {"job.sh": JOB},
+        ["--job-name={name}", "job.sh"],
+        "HOME is not set and this user has no password entry",
+    ),
 ]
+
+
+def _full_filesystem(mount: Path, request) -> Path:
+    """A 64 KiB tmpfs filled to the last byte (the tests run as root in CI)."""
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(mount)], check=False))
+    (mount / "state").mkdir()
+    try:
+        with open(mount / "filler", "wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+    except OSError:  # ENOSPC: the filesystem is full
+        pass
+    return mount / "state"
+
+
+NO_PASSWD = r"""
+#include <pwd.h>
+#include <stddef.h>
+struct passwd *getpwuid(unsigned int uid) { (void)uid; return NULL; }
+int getpwuid_r(unsigned int uid, struct passwd *pw, char *buf, size_t len, struct passwd **out)
+{ (void)uid; (void)pw; (void)buf; (void)len; *out = NULL; return 0; }
+"""
+
+
+def _no_passwd_entry(directory: Path) -> Path:
+    """A preload library that makes the password database forget every user."""
+    source = directory / "nopasswd.c"
+    source.write_text(NO_PASSWD)
+    library = directory / "nopasswd.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    return library
 
 
 def _nothing_submitted(name: str) -> None:
@@ -269,7 +322,14 @@ def test_bad_input(e2e, request, files, argv, message):
     env = dict(e2e.env)
     if "state-dir-unwritable" in request.node.name:
         env["SLURM_ESCALATE_HOME"] = "/sys/slurm-escalate-test"  # sysfs: not even root may mkdir
-    r = e2e.sbatch_escalate(*[a.replace("{name}", e2e.job_name) for a in argv], timeout=60, env=env)
+    if "state-dir-full" in request.node.name:
+        env["SLURM_ESCALATE_HOME"] = str(_full_filesystem(e2e.dir / "full", request))
+    if "home-unset" in request.node.name:
+        env = {k: v for k, v in env.items() if k not in ("HOME", "SLURM_ESCALATE_HOME")}
+        env.pop("XDG_STATE_HOME", None)
+        env["LD_PRELOAD"] = str(_no_passwd_entry(e2e.dir))
+    argv = [a.replace("{name}", e2e.job_name) for a in argv]
+    r = e2e.sbatch_escalate(*argv, timeout=60, env=env)
     assert r.returncode == 2, r.describe()
     assert "Traceback" not in r.stderr and r.stdout == "", r.describe()
     lines = r.stderr.splitlines()

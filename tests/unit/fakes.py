@@ -7,10 +7,12 @@ from a table the test supplies.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from slurm_escalate.arrayspec import expand
@@ -38,6 +40,7 @@ class Job:
     args: list[str]
     env: dict[str, str]
     polls_seen: int = 0
+    offset: int = 0  # a mapped piece: array index + offset is the task's own index
 
 
 @dataclass
@@ -54,6 +57,7 @@ class FakeSlurm:
     tokens_unreachable: int = 0
     next_id: int = 100
     detail: Detail | None = None  # what sacct says about a finished attempt, for reports
+    cluster_limits: ClusterLimits = field(default_factory=lambda: ClusterLimits(1001))
 
     def submit(
         self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
@@ -74,6 +78,7 @@ class FakeSlurm:
             int(env["SLURM_ESCALATE_ATTEMPT"]),
             list(args),
             dict(env),
+            offset=_wrapper_offset(args),
         )
         lie = self.fail_after(job_id)
         if lie is not None:
@@ -90,12 +95,13 @@ class FakeSlurm:
             job = self.jobs[job_id]
             job.polls_seen += 1
             for index in job.indices if job.indices is not None else [None]:
+                own = index if index is None else index + job.offset  # what the task sees
                 if job.polls_seen <= self.run_polls:
                     state, code = SlurmState.RUNNING, "0:0"
                 else:
-                    state, code = self.outcome(index, job.level, job.attempt)
+                    state, code = self.outcome(own, job.level, job.attempt)
                     if self.detail is not None:
-                        extra = self.detail(index, job.level, job.attempt)
+                        extra = self.detail(own, job.level, job.attempt)
                         records.append(_record(job_id, index, state, code, **extra))
                         continue
                 records.append(_record(job_id, index, state, code))
@@ -114,7 +120,7 @@ class FakeSlurm:
         return found
 
     def limits(self) -> ClusterLimits:
-        return ClusterLimits(max_array_size=1001)
+        return self.cluster_limits
 
     def partitions(self) -> dict[str, PartitionInfo]:
         return {
@@ -122,6 +128,16 @@ class FakeSlurm:
             "day": PartitionInfo("day", 300, 2000, True),
             "week": PartitionInfo("week", 900, 8000),
         }
+
+
+def _wrapper_offset(args: Sequence[str]) -> int:
+    """What the generated wrapper adds to SLURM_ARRAY_TASK_ID (0 without a wrapper)."""
+    for arg in args:
+        if arg.endswith("/array-wrapper.sh"):
+            m = re.search(r"SLURM_ARRAY_TASK_ID \+ (\d+)", Path(arg).read_text())
+            assert m, arg
+            return int(m.group(1))
+    return 0
 
 
 def _array_indices(args: Sequence[str]) -> list[int] | None:

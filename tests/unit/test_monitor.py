@@ -450,3 +450,48 @@ def test_recovery_hook_decides_about_unexplained_failures(tmp_path, answer, fina
     assert hooks.calls[0][2]["SLURM_ESCALATE_INDICES"] == "5"
     if answer != 0:
         assert f"recovery hook said no (exit {answer})" in task.reason
+
+
+def test_indices_above_max_array_size_run_in_mapped_pieces(tmp_path: Path) -> None:
+    def outcome(index, level, attempt):
+        if index == 3000 and level == 0:
+            return SlurmState.OUT_OF_MEMORY, "0:125"
+        return SlurmState.COMPLETED, "0:0"
+
+    slurm = FakeSlurm(outcome)  # MaxArraySize 1001: mapped pieces span 1000 indices
+    tokens = ["--array=0-2,2999-3001", "--output=o-%a.log", "job.sh", "arg 1"]
+    monitor, store = build(tmp_path, slurm, tokens)
+    assert run(monitor) is ChainState.COMPLETED
+    first, second, third, retry = slurm.jobs.values()
+    assert (first.indices, first.offset) == ([0, 1, 2], 0)
+    assert (second.indices, second.offset) == ([999], 2000)
+    assert (third.indices, third.offset) == ([0, 1], 3000)
+    assert (retry.indices, retry.offset, retry.level) == ([0], 3000, 1)
+    assert "--output=o-%a.log" in first.args and first.args[-1] == "arg 1"
+    assert first.args[-2].endswith("/script/job.sh")
+    assert "--output=o-2%3a.log" in second.args and "--output=o-3%3a.log" in third.args
+    assert second.args[-1] == "arg 1" and second.args[-2].endswith("/array-wrapper.sh")
+    chain = store.load(monitor.chain.chain_id)
+    task = chain.task(3000)
+    assert [(a.slot, a.outcome) for a in task.attempts] == [(0, "OUT_OF_MEMORY"), (0, "COMPLETED")]
+    assert task.task_job_id(task.attempts[0]) == f"{third.job_id}_0"
+    assert [s.offset for s in chain.submissions] == [0, 2000, 3000, 3000]
+    assert chain.task(2).attempts[0].slot is None
+
+
+def test_rounds_wait_for_the_whole_submission(tmp_path: Path) -> None:
+    def outcome(index, level, attempt):
+        if index == 0 and level == 0 and slurm.calls["sacct"] < 4:
+            return SlurmState.RUNNING, "0:0"  # the straggler of the first round
+        if index == 1 and level == 0:
+            return SlurmState.OUT_OF_MEMORY, "0:125"
+        return SlurmState.COMPLETED, "0:0"
+
+    for rounds, resubmitted_at in ((False, 2), (True, 4)):
+        slurm = FakeSlurm(outcome)
+        seen: list[int] = []
+        slurm.on_submit = lambda s=slurm, seen=seen: seen.append(s.calls["sacct"])
+        (tmp_path / str(rounds)).mkdir()
+        monitor, _ = build(tmp_path / str(rounds), slurm, ["--array=0-2", "job.sh"], rounds=rounds)
+        assert run(monitor) is ChainState.COMPLETED
+        assert seen == [0, resubmitted_at], rounds

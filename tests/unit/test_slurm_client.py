@@ -240,7 +240,7 @@ def test_partitions_uses_two_scontrol_calls() -> None:
 def test_limits_are_fetched_once() -> None:
     runner = FakeRunner({"scontrol": ok((DATA / "scontrol_config.txt").read_text())})
     client = SlurmClient(runner)
-    assert client.limits() == client.limits() == ClusterLimits(2001, None)
+    assert client.limits() == client.limits() == ClusterLimits(2001, None, 100000)
     assert [c.argv for c in runner.calls] == [("scontrol", "show", "config")]
 
 
