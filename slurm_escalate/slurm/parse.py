@@ -345,7 +345,12 @@ def parse_cluster_limits(config_text: str) -> ClusterLimits:
         name, _, value = option.partition("=")
         if name.strip() == "max_array_tasks" and value.strip().isdigit():
             max_tasks = int(value)
-    return ClusterLimits(max_array_size=int(size_text), max_array_tasks=max_tasks)
+    job_count = config.get("MaxJobCount", "")
+    return ClusterLimits(
+        max_array_size=int(size_text),
+        max_array_tasks=max_tasks,
+        max_job_count=int(job_count) if job_count.isdigit() else None,
+    )
 
 
 def parse_job_comments(text: str, prefix: str) -> dict[str, str]:

@@ -385,7 +385,8 @@ def test_expand_hostlist_rejects(text: str) -> None:
 
 
 def test_parse_cluster_limits_recorded() -> None:
-    assert parse_cluster_limits(data("scontrol_config.txt")) == ClusterLimits(2001, None)
+    limits = ClusterLimits(2001, None, max_job_count=100000)
+    assert parse_cluster_limits(data("scontrol_config.txt")) == limits
 
 
 def test_parse_cluster_limits_max_array_tasks() -> None:
