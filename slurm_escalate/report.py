@@ -45,6 +45,7 @@ def status_json(chain: Chain, log_file: str | None = None, monitor: Any = None) 
                 "attempt": s.attempt,
                 "array": s.array if s.array is not None else s.indices,
                 "indices": s.indices,
+                "offset": s.offset,
                 "status": s.status.value,
                 "submitted_at": _iso(s.submitted_at),
                 "error": s.error,

@@ -480,8 +480,9 @@ echo "done task=$idx job=$SLURM_JOB_ID"
 
     def task_sacct(self, task: dict[str, Any]) -> list[SacctJob]:
         """The sacct row of every attempt of one status --json task, oldest first."""
+        # job_ids are Slurm's task ids ("123_4"; the slot for an index above MaxArraySize)
         index = task["index"]
-        keys = [job_base(j) if index is None else f"{job_base(j)}_{index}" for j in task["job_ids"]]
+        keys = [job_base(j) if index is None else str(j) for j in task["job_ids"]]
         rows = self.sacct(*keys, want=keys)
         missing = [k for k in keys if k not in rows]
         assert not missing, f"sacct has no row for {missing}; it has {sorted(rows)}"
