@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from slurm_escalate.models import (
     DEFAULT_STATE_HANDLING,
+    SKIP_HEADROOM,
     Action,
     Classification,
     Decision,
@@ -24,7 +25,6 @@ from slurm_escalate.models import (
 )
 
 OOM_SIGNAL = 125  # Slurm reports a cgroup OOM kill as ExitCode 0:125
-SKIP_HEADROOM = 0.2
 
 _JOB_STATE_KINDS: dict[SlurmState, FailureKind] = {
     SlurmState.COMPLETED: FailureKind.COMPLETED,
@@ -129,8 +129,11 @@ def decide(c: Classification, progress: TaskProgress, policy: Policy) -> Decisio
     if action is Action.ESCALATE:
         if level >= top:
             return Decision(TaskState.EXHAUSTED, None, f"{_label(c)} at top level {top}")
-        target = next_level(c, level, policy)
-        return Decision(TaskState.RETRY, target, f"{c.reason}: escalating to level {target}")
+        target, why = next_level(c, progress, policy)
+        reason = f"{c.reason}: escalating to level {target}"
+        if why:
+            reason += f" (skipping {target - level - 1} level(s): {why})"
+        return Decision(TaskState.RETRY, target, reason, why)
     cap = policy.max_resubmits
     if progress.resubmits_at_level >= cap:
         reason = f"{_label(c)}: resubmit cap {cap} reached at level {level}"
@@ -141,35 +144,58 @@ def decide(c: Classification, progress: TaskProgress, policy: Policy) -> Decisio
     )
 
 
-def next_level(c: Classification, level: int, policy: Policy) -> int:
-    """The level to escalate to from ``level`` (assumed below the top).
+def next_level(c: Classification, progress: TaskProgress, policy: Policy) -> tuple[int, str | None]:
+    """The level to escalate to from ``progress.level`` (below the top), and why it skips.
 
-    This is the seam for escalation strategies: ``step`` climbs one rung;
-    ``skip`` lets an OOM with a known MaxRSS jump past rungs that cannot fit it.
+    ``step`` climbs one rung. ``skip`` takes the highest of: one rung up; for an
+    OOM with a known MaxRSS, the lowest rung whose memory leaves
+    ``skip_headroom`` over it; the level most siblings that failed alike at
+    this level needed in the end (``progress.sibling``). The reason is None
+    when the result is one rung up.
     """
-    if policy.escalation == "skip" and c.kind is FailureKind.OUT_OF_MEMORY and c.max_rss_kb:
-        return skip_target_level(policy, level, c.max_rss_kb)
-    return min(level + 1, policy.top_level)
+    level, top = progress.level, policy.top_level
+    step = min(level + 1, top)
+    if policy.escalation != "skip":
+        return step, None
+    target, why = step, None
+    if c.kind is FailureKind.OUT_OF_MEMORY and c.max_rss_kb:
+        by_rss = skip_target_level(
+            policy, level, c.max_rss_kb, policy.skip_headroom, progress.level_mem_mb
+        )
+        if by_rss > target:
+            pct = round(policy.skip_headroom * 100)
+            target, why = by_rss, f"MaxRSS {c.max_rss_kb // 1024}M + {pct}% headroom"
+    if progress.sibling is not None and min(progress.sibling[0], top) > target:
+        target, why = min(progress.sibling[0], top), progress.sibling[1]
+    return target, why
 
 
 def skip_target_level(
-    policy: Policy, level: int, max_rss_kb: int | None, headroom: float = SKIP_HEADROOM
+    policy: Policy,
+    level: int,
+    max_rss_kb: int | None,
+    headroom: float = SKIP_HEADROOM,
+    level_mem_mb: tuple[int | None, ...] | None = None,
 ) -> int:
     """The lowest level above ``level`` whose memory exceeds MaxRSS by ``headroom``.
 
     sacct samples MaxRSS, so an OOM-killed attempt under-reports what it needed;
     the headroom guards against landing on a rung that fails the same way. Rungs
-    without a memory setting cannot be judged and are passed over. Without a
-    usable MaxRSS, or without a ladder (a multiplier's sizes depend on the job),
-    this is a plain step; when no rung is big enough it is the top.
+    without a memory setting cannot be judged and are passed over. The memory
+    of each level comes from the ladder, or from ``level_mem_mb`` (a multiplier
+    policy's sizes depend on what the job asked for). Without a usable MaxRSS
+    or level sizes this is a plain step; when no rung is big enough, the top.
     """
     top = policy.top_level
     step = min(level + 1, top)
-    if not max_rss_kb or not policy.levels:
+    sizes = level_mem_mb
+    if sizes is None and policy.levels:
+        sizes = tuple(lv.mem_mb for lv in policy.levels)
+    if not max_rss_kb or sizes is None:
         return step
     need_kb = max_rss_kb * (1 + headroom)
     for candidate in range(level + 1, top + 1):
-        mem_mb = policy.levels[candidate].mem_mb
+        mem_mb = sizes[candidate] if candidate < len(sizes) else None
         if mem_mb is not None and mem_mb * 1024 >= need_kb:
             return candidate
     return top

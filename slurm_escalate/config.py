@@ -26,6 +26,7 @@ from slurm_escalate.errors import ConfigError
 from slurm_escalate.models import (
     DEFAULT_EXIT_CODES,
     DEFAULT_STATE_HANDLING,
+    SKIP_HEADROOM,
     Action,
     FailureKind,
     Hooks,
@@ -42,6 +43,7 @@ TOP_KEYS = (
     "state_handling",
     "max_resubmits",
     "escalation",
+    "skip_headroom",
     "multiplier",
     *HOOK_KEYS,
     "hook_timeout",
@@ -166,6 +168,7 @@ def policy_from_mapping(data: object, source: str) -> Policy:
         exit_codes=exit_codes,
         max_resubmits=_count(data.get("max_resubmits", 3), source, "max_resubmits", 0),
         escalation=_escalation(data.get("escalation", "step"), source),
+        skip_headroom=_headroom(data.get("skip_headroom", SKIP_HEADROOM), source),
         source=source,
         hooks=_hooks(data, source),
     )
@@ -324,6 +327,20 @@ def _escalation(value: object, src: str) -> str:
         msg = f"unknown value {_what(value)} (expected {', '.join(ESCALATIONS)})"
         raise _err(src, "escalation", msg)
     return text
+
+
+def _headroom(value: object, src: str) -> float:
+    """A fraction (0.2 = 20%); "20%" is accepted too."""
+    number: object = value
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1]) / 100
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= 10:
+        msg = f"expected a fraction between 0 and 10 such as 0.2 (or 20%), got {_what(value)}"
+        raise _err(src, "skip_headroom", msg)
+    return float(number)
 
 
 def _action(value: object, src: str, where: str) -> Action:

@@ -157,6 +157,8 @@ DEFAULT_STATE_HANDLING: dict[FailureKind, Action] = {
 }
 
 DEFAULT_EXIT_CODES: dict[int, Action] = {137: Action.ESCALATE}
+# MaxRSS is sampled, so an OOM-killed attempt under-reports what it needed: ask for 20% more.
+SKIP_HEADROOM = 0.2
 
 
 @dataclass(frozen=True)
@@ -187,8 +189,10 @@ class Policy:
     max_resubmits: int = 3
     source: str | None = None  # path of the YAML file, for messages
     # "step": one rung per failure; "skip": an OOM jumps straight to the lowest rung
-    # whose memory has headroom over the measured MaxRSS (see classify.skip_target_level).
+    # whose memory has headroom over the measured MaxRSS (see classify.skip_target_level),
+    # or to where most siblings that failed alike finally completed (see learning.py).
     escalation: str = "step"
+    skip_headroom: float = SKIP_HEADROOM
     hooks: Hooks = field(default_factory=Hooks)
 
     @property
@@ -243,11 +247,14 @@ class Classification:
 
 @dataclass(frozen=True)
 class TaskProgress:
-    """What decide() needs to know about a task's history."""
+    """What decide() needs to know about a task's history (and its siblings')."""
 
     level: int
     attempts: int  # attempts made so far, including the one just classified
     resubmits_at_level: int  # same-level resubmissions already made at ``level``
+    # escalation "skip": memory of each level (None: not set), for a ladder-less policy
+    level_mem_mb: tuple[int | None, ...] | None = None
+    sibling: tuple[int, str] | None = None  # (level, why) learned from siblings
 
 
 @dataclass(frozen=True)
@@ -257,6 +264,7 @@ class Decision:
     task_state: TaskState  # COMPLETED/FAILED/EXHAUSTED/CANCELLED, or RETRY
     target_level: int | None
     reason: str
+    skipped: str | None = None  # why target_level skips rungs (escalation "skip")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseEr
 from slurm_escalate.faults import crash_point
 from slurm_escalate.hooks import HookRunner, run_hook
 from slurm_escalate.interval import next_poll_interval
+from slurm_escalate.learning import sibling_level
 from slurm_escalate.models import (
     ChainState,
     Classification,
@@ -66,6 +67,7 @@ class _Unknown:
 UNKNOWN = _Unknown()  # consecutive refused resubmissions of one group before its tasks fail
 _UNEXPLAINED = {SlurmState.UNKNOWN, SlurmState.REVOKED, SlurmState.SPECIAL_EXIT}
 _RUNNING_STATES = {SlurmState.RUNNING, SlurmState.COMPLETING, SlurmState.SUSPENDED}
+_SKIPPABLE = {FailureKind.OUT_OF_MEMORY, FailureKind.TIMEOUT, FailureKind.DEADLINE}
 
 
 class FirstSubmissionRefused(EscalateError):
@@ -117,6 +119,7 @@ class Monitor:
         self._blocked: set[int | None] = set()
         self._absent: dict[int | None, tuple[int, float]] = {}  # index -> (polls, since)
         self._deadlines: list[float] = []
+        self._siblings: dict[tuple[FailureKind, int], tuple[int, str] | None] = {}
 
     # ----------------------------------------------------------------- submit
     def start(self) -> str:
@@ -391,6 +394,7 @@ class Monitor:
         jobs_seen = {r.array_job_id for r in records if r.index is not None}
         now = self.clock.now()
         self._deadlines = []
+        self._siblings = {}
         changed = False
         retries: list[TaskStatus] = []
         self._unknown = []
@@ -528,10 +532,11 @@ class Monitor:
         attempt.start, attempt.end, attempt.elapsed_s = job.start, job.end, job.elapsed_s
         attempt.node, attempt.partition = job.nodes, job.partition
         attempt.req_mem, attempt.timelimit_s = job.req_mem, job.timelimit_s
-        progress = TaskProgress(task.level, len(task.attempts), task.resubmits_at_level)
+        progress = self._progress(task, c)
         decision = decide(c, progress, self.policy)
         assert decision is not None
         task.exit_code, task.reason = c.exit_code, decision.reason
+        attempt.skipped = decision.skipped
         name = task.task_job_id(attempt)
         if record.job.state in _UNEXPLAINED and self.policy.hooks.recovery_hook:
             task.state, task.reason = TaskState.FAILED, f"{record.job.state_text} (cause unknown)"
@@ -550,6 +555,24 @@ class Monitor:
             task.state = decision.task_state
         self._log_outcome(name, task, c)
         return True
+
+    def _progress(self, task: TaskStatus, c: Classification) -> TaskProgress:
+        """The task's history, plus what escalation "skip" learns from the level sizes and
+        from siblings (computed once per poll and failure kind)."""
+        progress = TaskProgress(task.level, len(task.attempts), task.resubmits_at_level)
+        if self.policy.escalation != "skip" or c.kind not in _SKIPPABLE:
+            return progress
+        key = (c.kind, task.level)
+        if key not in self._siblings:
+            self._siblings[key] = sibling_level(self.chain.tasks, c.kind, task.level)
+        sizes = None
+        if not self.policy.levels:
+            levels = range(self.policy.top_level + 1)
+            sizes = tuple(
+                (resources_for(self.policy, n, self.ctx.base) or self.ctx.base).mem_mb
+                for n in levels
+            )
+        return replace(progress, level_mem_mb=sizes, sibling=self._siblings[key])
 
     def _same_resources(self, task: TaskStatus, target: int | None) -> bool:
         """An escalation that changes nothing (a multiplier at its caps) cannot help."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from slurm_escalate.classify import action_for, classify, decide, skip_target_level
@@ -388,8 +390,12 @@ def test_skip_passes_over_levels_without_memory_and_respects_max_level() -> None
 
 def test_decide_with_skip_escalation() -> None:
     oom = Classification(K.OUT_OF_MEMORY, 0, "OUT_OF_MEMORY on step batch (0:125)", 6000 * 1024)
+    why = "MaxRSS 6000M + 20% headroom"
     assert decide(oom, progress(0), SKIP) == Decision(
-        TaskState.RETRY, 3, "OUT_OF_MEMORY on step batch (0:125): escalating to level 3"
+        TaskState.RETRY,
+        3,
+        f"OUT_OF_MEMORY on step batch (0:125): escalating to level 3 (skipping 2 level(s): {why})",
+        why,
     )
     timeout = Classification(K.TIMEOUT, 0, "TIMEOUT", 6000 * 1024)
     assert decide(timeout, progress(0), SKIP) == Decision(
@@ -399,3 +405,36 @@ def test_decide_with_skip_escalation() -> None:
     assert decide(oom, progress(0), step) == Decision(
         TaskState.RETRY, 1, "OUT_OF_MEMORY on step batch (0:125): escalating to level 1"
     )
+
+
+def test_skip_headroom_is_configurable() -> None:
+    # 1800M needs 2160M with 20% headroom (level 2: 4000M) but fits level 1 (2000M) at 10%.
+    oom = Classification(K.OUT_OF_MEMORY, 0, "OUT_OF_MEMORY", 1800 * 1024)
+    decision = decide(oom, progress(0), SKIP)
+    assert decision is not None and decision.target_level == 2
+    loose = replace(SKIP, skip_headroom=0.1)
+    decision = decide(oom, progress(0), loose)
+    assert decision is not None and (decision.target_level, decision.skipped) == (1, None)
+
+
+def test_skip_follows_siblings_and_never_goes_below_the_rss_target() -> None:
+    oom = Classification(K.OUT_OF_MEMORY, 0, "OUT_OF_MEMORY", None)  # fast kill: no MaxRSS
+    told = replace(progress(0), sibling=(2, "4 of 5 tasks ... needed level 2 or higher"))
+    decision = decide(oom, told, SKIP)
+    assert decision is not None and decision.target_level == 2
+    assert decision.skipped == "4 of 5 tasks ... needed level 2 or higher"
+    big = Classification(K.OUT_OF_MEMORY, 0, "OUT_OF_MEMORY", 6000 * 1024)
+    decision = decide(big, told, SKIP)
+    assert decision is not None and decision.target_level == 3  # MaxRSS says more
+    decision = decide(oom, told, Policy(levels=LADDER))  # step ignores siblings
+    assert decision is not None and decision.target_level == 1
+
+
+def test_skip_with_a_multiplier_uses_the_level_sizes_it_is_given() -> None:
+    policy = Policy(multiplier=MultiplierPolicy(max_steps=4), escalation="skip")
+    oom = Classification(K.OUT_OF_MEMORY, 0, "OUT_OF_MEMORY", 700 * 1024)
+    sized = replace(progress(0), level_mem_mb=(100, 200, 400, 800, 1600))
+    decision = decide(oom, sized, policy)
+    assert decision is not None and decision.target_level == 4  # 840M needs 1600M
+    decision = decide(oom, progress(0), policy)
+    assert decision is not None and decision.target_level == 1  # sizes unknown: a step

@@ -179,7 +179,8 @@ ERRORS = [
         "levles: []\n",
         (
             "unknown key 'levles' (expected one of: levels, state_handling, max_resubmits,"
-            " escalation, multiplier, on_complete, on_exhausted, recovery_hook, hook_timeout)"
+            " escalation, skip_headroom, multiplier, on_complete, on_exhausted, recovery_hook,"
+            " hook_timeout)"
         ),
     ),
     (
@@ -248,6 +249,14 @@ ERRORS = [
     ("max_resubmits: -1\n", "max_resubmits: expected an integer >= 0, got -1"),
     ("max_resubmits: many\n", "max_resubmits: expected an integer >= 0, got 'many'"),
     ("escalation: jump\n", "escalation: unknown value 'jump' (expected step, skip)"),
+    (
+        "skip_headroom: -0.1\n",
+        "skip_headroom: expected a fraction between 0 and 10 such as 0.2 (or 20%), got -0.1",
+    ),
+    (
+        "skip_headroom: lots\n",
+        "skip_headroom: expected a fraction between 0 and 10 such as 0.2 (or 20%), got 'lots'",
+    ),
     (
         "state_handling: [TIMEOUT]\n",
         "state_handling: expected a mapping like {TIMEOUT: resubmit}, got a list",
@@ -522,3 +531,13 @@ def test_multiplier_bounds(mem: int, time: int, level: int, factor: float, cap: 
     if level:
         lower = level_at(Policy(multiplier=m), level - 1, Level(mem_mb=mem, time_s=time))
         assert lower.mem_mb is not None and lower.mem_mb <= grown.mem_mb
+
+
+@pytest.mark.parametrize(("text", "value"), [("", 0.2), ("0.35", 0.35), ("'50%'", 0.5), ("0", 0.0)])
+def test_skip_headroom(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, value: float
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    extra = f"skip_headroom: {text}\n" if text else ""
+    write(tmp_path, "levels:\n  - {mem: 1G}\n  - {mem: 2G}\nescalation: skip\n" + extra)
+    assert load_policy("ladder.yaml").skip_headroom == value

@@ -495,3 +495,26 @@ def test_rounds_wait_for_the_whole_submission(tmp_path: Path) -> None:
         monitor, _ = build(tmp_path / str(rounds), slurm, ["--array=0-2", "job.sh"], rounds=rounds)
         assert run(monitor) is ChainState.COMPLETED
         assert seen == [0, resubmitted_at], rounds
+
+
+def test_skip_sends_later_ooms_where_siblings_completed(tmp_path: Path) -> None:
+    # Tasks 0-3 need level 2; they finish first. Task 4..7 OOM at level 0 later on.
+    def outcome(index, level, attempt):
+        if index >= 4 and slurm.calls["sacct"] < 8:
+            return SlurmState.RUNNING, "0:0"
+        if level < 2:
+            return SlurmState.OUT_OF_MEMORY, "0:125"
+        return SlurmState.COMPLETED, "0:0"
+
+    slurm = FakeSlurm(outcome)
+    ladder = LADDER + "escalation: skip\n"
+    monitor, store = build(tmp_path, slurm, ["--array=0-7", "job.sh"], ladder=ladder)
+    assert run(monitor) is ChainState.COMPLETED
+    chain = store.load(monitor.chain.chain_id)
+    assert [a.level for a in chain.task(0).attempts] == [0, 1, 2]
+    late = chain.task(5)
+    assert [a.level for a in late.attempts] == [0, 2]
+    assert late.attempts[0].skipped == (
+        "4 of 4 tasks that hit OUT_OF_MEMORY at level 0 needed level 2 or higher"
+    )
+    assert chain.task(0).attempts[0].skipped is None
