@@ -28,9 +28,16 @@ def levels_for(chain: Chain, store: ChainStore) -> dict[int, Level]:
         return {}
 
 
+def escalation_of(chain: Chain, store: ChainStore) -> str:
+    try:
+        return stored_policy(chain, store).escalation
+    except EscalateError:
+        return "unknown"
+
+
 def chain_report(chain: Chain, store: ChainStore) -> ReportData:
     logs = task_logs(chain, problem_indices(chain))
-    return build_report(chain, levels_for(chain, store), logs)
+    return build_report(chain, levels_for(chain, store), logs, escalation_of(chain, store))
 
 
 def load_reports(

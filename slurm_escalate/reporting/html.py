@@ -137,6 +137,8 @@ def _chain(d: ReportData, now: float, detailed: bool) -> str:
         _table(markdown.submissions_table(d)),
         "<h2>Levels</h2>",
         _table(markdown.levels_table(d)),
+        "<h2>Skipped rungs</h2>",
+        _skips(d),
         "<h2>Cost</h2>",
         svg.cost_bar(d),
         _table(markdown.cost_table(d)[:-2]),
@@ -151,6 +153,11 @@ def _chain(d: ReportData, now: float, detailed: bool) -> str:
         parts += ["<h2>Every attempt</h2>", _table(markdown.attempts_table(d))]
     parts.append("</article>")
     return "\n".join(parts)
+
+
+def _skips(d: ReportData) -> str:
+    lines = markdown.skips_section(d)
+    return _table(lines) if d.skips else f"<p>{escape(lines[0])}</p>"
 
 
 def _problems(d: ReportData) -> str:

@@ -67,6 +67,7 @@ def _attempt(a: AttemptRow) -> dict[str, Any]:
         "max_rss_kb": a.max_rss_kb,
         "cpus": a.cpus,
         "core_s": a.core_s,
+        "skipped": a.skipped,
     }
 
 
@@ -133,6 +134,17 @@ def chain_json(d: ReportData) -> dict[str, Any]:
             "p95_elapsed_s": adv.p95_elapsed_s,
             "sample": adv.sample,
         },
+        "escalation": d.escalation,
+        "skips": [
+            {
+                "indices": [i for i in sk.indices if i is not None],
+                "tasks": len(sk.indices),
+                "from_level": sk.from_level,
+                "to_level": sk.to_level,
+                "reason": sk.reason,
+            }
+            for sk in d.skips
+        ],
         "cost": {
             "useful_attempts": c.useful_attempts,
             "useful_core_s": c.useful_core_s,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from slurm_escalate.arrayspec import compress
 from slurm_escalate.reporting import fmt
 from slurm_escalate.reporting.model import ReportData, Spread
 
@@ -36,6 +37,8 @@ def render_markdown(data: ReportData, detailed: bool = False) -> str:
     out += memory_table(data)
     out += ["", "## Right-sizing advice", ""]
     out += [f"- {line}" for line in data.advice.lines]
+    out += ["", "## Skipped rungs", ""]
+    out += skips_section(data)
     out += ["", "## Cost", ""]
     out += cost_table(data)
     out += ["", "## Nodes", ""]
@@ -124,6 +127,22 @@ def _peak(pct: float | None) -> str:
     if pct is None:
         return "-"
     return "<1%" if pct < 1 else f"{fmt.half_up(pct)}%"
+
+
+def skips_section(data: ReportData) -> list[str]:
+    """Which tasks jumped past ladder rungs (escalation: skip), and on what evidence."""
+    if not data.skips:
+        return [f"No task skipped a rung (escalation: {data.escalation})."]
+    rows = [
+        (_indices(s.indices), len(s.indices), s.from_level, s.to_level, s.reason)
+        for s in data.skips
+    ]
+    return table(("Tasks", "Count", "From level", "To level", "Why"), rows, right="-rrr")
+
+
+def _indices(indices: Sequence[int | None]) -> str:
+    real = [i for i in indices if i is not None]
+    return compress(real) if real else "job"
 
 
 def cost_table(data: ReportData) -> list[str]:

@@ -52,6 +52,7 @@ class AttemptRow:
     cpus: int
     core_s: int  # elapsed_s x cpus (0 while unknown)
     submitted_at: float | None  # epoch seconds of the submission
+    skipped: str | None = None  # why the next attempt skipped ladder rungs (escalation: skip)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,16 @@ class LevelRow:
     runtime_s: Spread | None  # elapsed of this level's finished attempts
     rss_mb: Spread | None  # MaxRSS of this level's attempts that sacct sampled
     peak_pct: float | None  # largest MaxRSS as a percentage of the level's memory
+
+
+@dataclass(frozen=True)
+class SkipRow:
+    """Tasks that jumped from one level past the next, for the same reason."""
+
+    indices: tuple[int | None, ...]
+    from_level: int
+    to_level: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -199,3 +210,5 @@ class ReportData:
     node_fail_nodes: tuple[str, ...]
     problems: tuple[Problem, ...]
     tasks: tuple[TaskRow, ...]
+    escalation: str = "step"  # the ladder's escalation policy
+    skips: tuple[SkipRow, ...] = ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import TypeVar
 
 from slurm_escalate.arrayspec import expand
@@ -27,6 +28,7 @@ from slurm_escalate.reporting.model import (
     LogTail,
     Problem,
     ReportData,
+    SkipRow,
     Spread,
     SubmissionRow,
     Summary,
@@ -43,6 +45,7 @@ def build_report(
     chain: Chain,
     levels: Mapping[int, Level],
     logs: Mapping[int | None, LogTail] | None = None,
+    escalation: str = "step",
 ) -> ReportData:
     subs = {s.seq: s for s in chain.submissions}
     tasks = tuple(_task_row(chain, t.index, subs, levels) for t in chain.tasks)
@@ -70,7 +73,20 @@ def build_report(
         node_fail_nodes=tuple(n.node for n in nodes if n.node_fail),
         problems=tuple(_problems(tasks, logs or {})),
         tasks=tasks,
+        escalation=escalation,
+        skips=tuple(skip_rows(tasks)),
     )
+
+
+def skip_rows(tasks: Sequence[TaskRow]) -> list[SkipRow]:
+    """Escalations that jumped past a rung, grouped by (from, to, reason)."""
+    groups: dict[tuple[int, int, str], list[int | None]] = {}
+    for t in tasks:
+        for before, after in pairwise(t.attempts):
+            if after.level > before.level + 1:
+                key = (before.level, after.level, before.skipped or "(reason not recorded)")
+                groups.setdefault(key, []).append(t.index)
+    return [SkipRow(tuple(ix), a, b, why) for (a, b, why), ix in sorted(groups.items())]
 
 
 # ------------------------------------------------------------------ attempts
@@ -121,6 +137,7 @@ def _task_row(
                 cpus=cpus,
                 core_s=(a.elapsed_s or 0) * cpus,
                 submitted_at=sub.submitted_at if sub else None,
+                skipped=a.skipped,
             )
         )
     return TaskRow(

@@ -518,3 +518,19 @@ def test_skip_sends_later_ooms_where_siblings_completed(tmp_path: Path) -> None:
         "4 of 4 tasks that hit OUT_OF_MEMORY at level 0 needed level 2 or higher"
     )
     assert chain.task(0).attempts[0].skipped is None
+    # The report says which tasks skipped, and why.
+    from slurm_escalate.reporting.jsonout import chain_json
+    from slurm_escalate.reporting.markdown import render_markdown
+    from slurm_escalate.reporting.stats import build_report
+
+    data = build_report(chain, {}, escalation="skip")
+    why = "4 of 4 tasks that hit OUT_OF_MEMORY at level 0 needed level 2 or higher"
+    assert f"| 4-7 | 4 | 0 | 2 | {why} |" in render_markdown(data)
+    skips = chain_json(data)["skips"]
+    assert skips == [
+        {"indices": [4, 5, 6, 7], "tasks": 4, "from_level": 0, "to_level": 2, "reason": why}
+    ]
+    chain.tasks = chain.tasks[:4]  # the ones that climbed rung by rung
+    assert "No task skipped a rung (escalation: skip)." in render_markdown(
+        build_report(chain, {}, escalation="skip")
+    )
