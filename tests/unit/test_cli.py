@@ -192,6 +192,8 @@ def test_status_of_unknown_chain(world, capsys):
         ),
         (["--help"], ["--help"]),
         (["--", "job.sh"], ["--", "job.sh"]),
+        (["--rounds", "--mem=1G", "job.sh"], ["--rounds", "--", "--mem=1G", "job.sh"]),
+        (["--mem=1G", "--rounds", "job.sh"], ["--", "--mem=1G", "--rounds", "job.sh"]),
     ],
 )
 def test_only_the_leading_run_of_own_options_is_ours(argv, expected):
