@@ -28,6 +28,7 @@ from slurm_escalate.daemon import DetachError, detach
 from slurm_escalate.errors import EscalateError, UsageError
 from slurm_escalate.models import ChainState
 from slurm_escalate.monitor import Monitor
+from slurm_escalate.pieces import plan_pieces
 from slurm_escalate.redact import mask_command_line
 from slurm_escalate.report import list_rows, status_json, summary
 from slurm_escalate.sbatch_args import build_sbatch_args
@@ -197,17 +198,41 @@ def submit(
 
 
 def _dry_run(prepared: app.Prepared) -> int:
-    from slurm_escalate.plan import resources_for
+    from slurm_escalate.arrayspec import compress, format_array
+    from slurm_escalate.plan import MAX_SPEC_CHARS, pattern_overrides, resources_for
 
     policy = prepared.policy
-    args = build_sbatch_args(
-        prepared.request,
-        resources_for(policy, policy.start_level, prepared.base),
-        array=None,
-        keep_user_resources=True,
-        open_mode_append=False,
+    resources = resources_for(policy, policy.start_level, prepared.base)
+    limits = prepared.limits
+    pieces = plan_pieces(
+        list(prepared.indices or ()), limits.max_array_size, limits.max_array_tasks, MAX_SPEC_CHARS
     )
-    click.echo(shlex.join(["sbatch", "--parsable", *args]))
+    if len(pieces) <= 1 and not (pieces and pieces[0].offset):
+        args = build_sbatch_args(
+            prepared.request,
+            resources,
+            array=None,
+            keep_user_resources=True,
+            open_mode_append=False,
+        )
+        click.echo(shlex.join(["sbatch", "--parsable", *args]))
+        return EXIT_OK
+    click.echo(f"# the array does not fit one submission: {len(pieces)} sbatch calls")
+    for piece in pieces:
+        args = build_sbatch_args(
+            prepared.request,
+            resources,
+            array=format_array(compress(piece.slots), prepared.throttle),
+            keep_user_resources=True,
+            open_mode_append=False,
+            overrides=pattern_overrides(prepared.request, piece.offset, limits.max_array_size),
+        )
+        if piece.offset:
+            click.echo(
+                f"# indices {compress(piece.indices)} run as array index minus {piece.offset}, "
+                "through a generated wrapper that execs the script"
+            )
+        click.echo(shlex.join(["sbatch", "--parsable", *args]))
     return EXIT_OK
 
 

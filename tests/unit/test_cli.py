@@ -106,6 +106,22 @@ def test_dry_run_prints_the_command_and_submits_nothing(world, capsys):
     assert world["slurm"].calls["sbatch"] == 0
 
 
+
+def test_dry_run_of_an_array_beyond_max_array_size_shows_every_piece(world, capsys):
+    code, out, _ = invoke(capsys, "--dry-run", "--array=998-2001%3", "-o", "x-%a", "job.sh", "a")
+    assert code == 0
+    assert out.splitlines() == [
+        "# the array does not fit one submission: 3 sbatch calls",
+        "sbatch --parsable --array=998-1000%3 -o x-%a job.sh a",
+        "# indices 1001-1999 run as array index minus 1000, "
+        "through a generated wrapper that execs the script",
+        "sbatch --parsable --array=1-999%3 --output=x-1%3a job.sh a",
+        "# indices 2000,2001 run as array index minus 2000, "
+        "through a generated wrapper that execs the script",
+        "sbatch --parsable --array=0,1%3 --output=x-2%3a job.sh a",
+    ]
+    assert world["slurm"].calls["sbatch"] == 0
+
 def test_foreground_run_parsable_and_exit_status(world, capsys):
     code, out, err = invoke(
         capsys,
