@@ -112,7 +112,7 @@ def test_dry_run_of_an_array_beyond_max_array_size_shows_every_piece(world, caps
     assert code == 0
     assert out.splitlines() == [
         "# the array does not fit one submission: 3 sbatch calls",
-        "sbatch --parsable --array=998-1000%3 -o x-%a job.sh a",
+        "sbatch --parsable -o x-%a --array=998-1000%3 job.sh a",
         "# indices 1001-1999 run as array index minus 1000, "
         "through a generated wrapper that execs the script",
         "sbatch --parsable --array=1-999%3 --output=x-1%3a job.sh a",
