@@ -39,7 +39,7 @@ from slurm_escalate.models import (
 from slurm_escalate.plan import PlanContext, PlannedSubmission, group_retries, plan_group
 from slurm_escalate.sbatch_args import _without
 from slurm_escalate.sbatch_options import OptionSyntaxError, getopt
-from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.slurm.client import SlurmClient, query_env
 from slurm_escalate.slurm.parse import parse_scontrol_oneliner
 from slurm_escalate.units import format_time, parse_mem_mb, parse_slurm_duration
 
@@ -159,7 +159,7 @@ def fetch(client: SlurmClient, job_id: str) -> SlurmView:
 
 
 def _sacct_extras(client: SlurmClient, job_id: str) -> dict[str, str]:
-    env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
+    env = query_env()
     for fields in (EXTRA_FIELDS, EXTRA_FIELDS[:-1]):  # SubmitLine is new in Slurm 21.08
         argv = ["sacct", "--noheader", "--parsable2", "--allocations"]
         argv += [f"--format={','.join(fields)}", f"--jobs={job_id}"]

@@ -616,7 +616,9 @@ class Monitor:
             try:
                 changed = self.poll_once()
                 failures = 0
-            except SlurmCommandError as e:
+            except (SlurmCommandError, SlurmParseError) as e:
+                # Output we cannot read is treated like no answer: nothing is classified
+                # from it, and the monitor backs off and asks again.
                 failures += 1
                 changed = False
                 error = str(e)

@@ -82,7 +82,9 @@ class SlurmClient:
         are hidden). No ``--starttime``: with ``--jobs`` sacct searches from the
         epoch (``sacct -v`` says "from Epoch 0"), so old jobs are found.
         ``SLURM_TIME_FORMAT=standard`` pins Start/End to ISO text whatever the
-        user's environment says.
+        user's environment says. ``SLURM_BITSTR_LEN=0``: without it sacct cuts a
+        pending array's ``123_[...]`` record after 64 characters ("...,1...]"),
+        and the tasks past the cut would look as if they had vanished.
         """
         ids = _checked_ids(job_ids)
         if not ids:
@@ -94,8 +96,7 @@ class SlurmClient:
             f"--format={','.join(SACCT_FIELDS)}",
             f"--jobs={','.join(ids)}",
         ]
-        env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
-        result = self.runner.run(argv, timeout=self.query_timeout, env=env)
+        result = self.runner.run(argv, timeout=self.query_timeout, env=query_env())
         _check(result)
         return group_task_records(parse_sacct(result.stdout))
 
@@ -108,7 +109,7 @@ class SlurmClient:
         """
         user = str(os.getuid())
         start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))
-        env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
+        env = query_env()
         found: dict[str, str] = {}
         sacct = [
             "sacct",
@@ -159,6 +160,11 @@ class SlurmClient:
 def _check(result: CommandResult) -> None:
     if result.returncode != 0:
         raise SlurmCommandError(result.argv, result.returncode, result.stderr)
+
+
+def query_env() -> dict[str, str]:
+    """Our environment, with sacct/squeue output pinned: ISO times, array specs never cut."""
+    return {**os.environ, "SLURM_TIME_FORMAT": "standard", "SLURM_BITSTR_LEN": "0"}
 
 
 def _checked_ids(job_ids: Sequence[str]) -> list[str]:

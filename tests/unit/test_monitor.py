@@ -534,3 +534,22 @@ def test_skip_sends_later_ooms_where_siblings_completed(tmp_path: Path) -> None:
     assert "No task skipped a rung (escalation: skip)." in render_markdown(
         build_report(chain, {}, escalation="skip")
     )
+
+
+def test_unreadable_sacct_output_is_backed_off_not_fatal(tmp_path: Path) -> None:
+    from slurm_escalate.errors import SlurmParseError
+
+    slurm = FakeSlurm(ok)
+    real_query, broken = slurm.query, [2]
+
+    def query(job_ids):
+        if broken[0]:
+            broken[0] -= 1
+            raise SlurmParseError("sacct array record '5_[1,2,1...]': cut short")
+        return real_query(job_ids)
+
+    slurm.query = query  # type: ignore[method-assign]
+    monitor, _ = build(tmp_path, slurm, ["--array=0-2", "job.sh"])
+    assert run(monitor) is ChainState.COMPLETED
+    waits = monitor.clock.waits  # type: ignore[attr-defined]
+    assert waits[0] < waits[1]  # backed off after the second failure

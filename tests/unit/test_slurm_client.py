@@ -98,6 +98,7 @@ def test_query_makes_exactly_one_sacct_call_for_many_ids() -> None:
     (call,) = runner.calls
     assert list(call.argv) == [*SACCT_PREFIX, f"--jobs={','.join(ids)}"]
     assert call.env is not None and call.env["SLURM_TIME_FORMAT"] == "standard"
+    assert call.env["SLURM_BITSTR_LEN"] == "0"  # a pending array's spec is never cut
     assert [(r.index, r.job.state) for r in records] == [
         (0, SlurmState.COMPLETED),
         (1, SlurmState.OUT_OF_MEMORY),
