@@ -61,3 +61,22 @@ def test_indices_above_max_array_size_keep_their_identity(e2e):
     first, second = e2e.task_sacct(tasks[3001])
     assert (first.state, second.state) == ("OUT_OF_MEMORY", "COMPLETED")
     assert first.job_id.endswith("_1") and second.job_id.endswith("_1")
+
+
+@pytest.mark.timeout(600)
+def test_a_long_pending_array_record_is_read_whole(e2e):
+    # 40 scattered indices throttled to 2 at a time: sacct shows the pending rest as
+    # one "<job>_[...]" record far longer than the 64 characters sacct keeps by default.
+    indices = [i * 37 + i * i % 11 for i in range(40)]
+    spec = ",".join(map(str, indices))
+    script = e2e.job_script("sleep 1")
+
+    r = e2e.run_chain(script, sbatch=[f"--array={spec}%2", "--output=/dev/null"])
+
+    assert r.returncode == 0, r.describe()
+    tasks = e2e.by_index(e2e.status(r.chain_id))
+    assert sorted(tasks) == sorted(indices)
+    assert {t["state"] for t in tasks.values()} == {"COMPLETED"}
+    assert {t["attempts"] for t in tasks.values()} == {1}
+    (log,) = [d / "monitor.log" for d in e2e.chain_dirs()]
+    assert "Slurm query failed" not in log.read_text(), log.read_text()[-2000:]
