@@ -7,6 +7,7 @@ parsing sacct output per poll. Run from the repository root, cluster up:
 
     python benchmarks/poll_calls.py --tasks 1000
     python benchmarks/poll_calls.py --tasks 2000    # the soak: no task lost, RSS flat
+    python benchmarks/poll_calls.py --tasks 10500 --min-poll 5   # past MaxArraySize (2001)
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     t0 = time.time()
     monitor.start()
     last = Counter(runner.calls)
+    first_sbatch = last["sbatch"] - before["sbatch"]
     state = monitor.run(threading.Event())
     wall = time.time() - t0
     sacct_per_poll = Counter(c["sacct"] for c, _ in polls)
@@ -97,9 +99,11 @@ def main() -> None:
     print(f"set-up calls before the first sbatch: {dict(before)}")
     print(f"sacct calls per poll -> number of polls: {dict(sacct_per_poll)}")
     print(
-        f"sbatch calls in all: {runner.calls['sbatch']} "
-        f"(1 first submission + {runner.calls['sbatch'] - 1} resubmissions)"
+        f"sbatch calls in all: {runner.calls['sbatch']} ({first_sbatch} for the first "
+        f"submission, {runner.calls['sbatch'] - first_sbatch} resubmissions)"
     )
+    per_poll = Counter(c["sbatch"] for c, _ in polls)
+    print(f"sbatch calls per poll -> number of polls: {dict(sorted(per_poll.items()))}")
     print(f"scontrol calls in all: {runner.calls['scontrol']}")
     mean = runner.seconds["sacct"] / max(1, runner.calls["sacct"])
     print(f"mean sacct wall time per poll: {mean:.3f}s")
