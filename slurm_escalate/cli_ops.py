@@ -35,7 +35,6 @@ from slurm_escalate.console import Console, add_file_sink
 from slurm_escalate.daemon import detach
 from slurm_escalate.errors import ScriptError, StateError, UsageError
 from slurm_escalate.models import ChainState
-from slurm_escalate.monitor import LOOKUP_SLACK_S, TOKEN_PREFIX
 from slurm_escalate.ops import (
     Snapshot,
     cancel_plan,
@@ -51,6 +50,7 @@ from slurm_escalate.sbatch_args import array_spec, effective, load_request, make
 from slurm_escalate.sbatch_args import requested_level as requested
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.store import LOG_FILE, ChainStore
+from slurm_escalate.submitter import LOOKUP_SLACK_S, TOKEN_PREFIX
 
 HELP = {"help_option_names": ["-h", "--help"]}
 EXIT_INTERRUPTED = 130

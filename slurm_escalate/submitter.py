@@ -1,0 +1,368 @@
+"""Submitting a chain's attempts so that no crash can lose or duplicate one.
+
+Every sbatch is recorded as an intent before it runs and with its job id
+after; each job carries a token (``--comment``) by which an interrupted or
+ambiguous sbatch is found in Slurm again before anything is resubmitted. An
+array that does not fit one submission goes in pieces (see pieces.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from loguru import logger
+
+from slurm_escalate.arrayspec import compress, expand
+from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
+from slurm_escalate.faults import crash_point
+from slurm_escalate.models import ChainState, TaskState
+from slurm_escalate.pieces import wrapper_script
+from slurm_escalate.plan import (
+    PlanContext,
+    PlannedSubmission,
+    chain_env,
+    group_retries,
+    plan_group,
+    resources_for,
+    submission_env,
+)
+from slurm_escalate.sbatch_args import build_sbatch_args, effective, resolve_directive_conflicts
+from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.store import ChainStore
+
+MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
+WRAPPER_NAME = "array-wrapper.sh"
+TOKEN_PREFIX = "slurm-escalate:"  # --comment=slurm-escalate:<chain>:<submission>
+LOOKUP_SLACK_S = 300.0  # look for a token in jobs submitted from this long before the intent
+
+
+class _Unknown:
+    """Slurm could not be asked, or the job carries no token."""
+
+
+UNKNOWN = _Unknown()
+
+
+class FirstSubmissionRefused(EscalateError):
+    exit_code = 3
+
+
+class Clock:
+    """Wall time and interruptible waiting; tests substitute a fast-forward clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        return stop.wait(seconds)
+
+
+class Submitter:
+    """The submitting half of the monitor: first submission, resubmissions, reconciling."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        store: ChainStore,
+        client: SlurmClient,
+        ctx: PlanContext,
+        *,
+        environ: Mapping[str, str],
+        clock: Clock | None = None,
+    ) -> None:
+        self.chain = chain
+        self.store = store
+        self.client = client
+        self.ctx = ctx
+        self.policy = ctx.policy
+        self.environ = dict(environ)
+        self.clock = clock or Clock()
+        self.log = logger.bind(chain=chain.chain_id)
+        self._refusals: dict[tuple[int, int], int] = {}
+
+    def start(self) -> str:
+        """Submit the first attempt of every task; FirstSubmissionRefused if sbatch says no.
+
+        The first submission keeps the user's own ``--array`` (throttle included)
+        verbatim; only resubmissions write their own.
+        """
+        level = self.chain.start_level
+        indices = [t.index for t in self.chain.tasks if t.index is not None]
+        pieces = self.ctx.pieces(indices) if self.chain.is_array else []
+        if len(pieces) > 1 or (pieces and pieces[0].offset):
+            plans = plan_group(self.ctx, level, 1, indices)
+            self.log.info(
+                f"the array is submitted in {len(plans)} pieces "
+                f"(MaxArraySize {self.ctx.max_array_size})"
+            )
+        else:
+            args = build_sbatch_args(
+                self.ctx.request,
+                resources_for(self.policy, level, self.ctx.base),
+                array=None,
+                keep_user_resources=True,
+                open_mode_append=False,
+                script_path=self.ctx.script_path,
+            )
+            env = tuple(sorted(chain_env(self.chain.chain_id, level, 1, None).items()))
+            array = effective(self.ctx.request, "array") if self.chain.is_array else None
+            plan = PlannedSubmission(
+                level, 1, tuple(indices) if self.chain.is_array else None, array, tuple(args), env
+            )
+            plans = [plan]
+        try:
+            sub = self._submit(plans[0])
+        except SlurmCommandError as e:
+            self.chain.state = ChainState.FAILED
+            self.chain.finished_at = self.clock.now()
+            for task in self.chain.tasks:
+                task.state, task.reason = TaskState.FAILED, f"not submitted: {_last_line(e)}"
+            self.store.save(self.chain)
+            if e.timed_out:
+                raise FirstSubmissionRefused(
+                    f"sbatch did not answer ({_last_line(e)}); the job may exist: check squeue"
+                ) from None
+            raise FirstSubmissionRefused(f"sbatch refused the job: {_last_line(e)}") from None
+        for plan in plans[1:]:
+            try:
+                self._submit(plan)
+            except SlurmCommandError as e:  # the monitor tries again (or settles a doubt)
+                self._submission_failed(plan, e)
+                if self.chain.submissions[-1].status is SubmissionStatus.REFUSED:
+                    for index in plan.indices or ():
+                        task = self.chain.task(index)
+                        if not task.state.is_final:
+                            task.state, task.target_level = TaskState.RETRY, level
+                self.store.save(self.chain)
+        assert sub.job_id is not None
+        return sub.job_id
+
+    def _submit(self, plan: PlannedSubmission) -> Submission:
+        """Record the intent, run sbatch, record the outcome; raises SlurmCommandError.
+
+        When sbatch fails, the job is looked up by its token first: sbatch can
+        report an error (or time out) after the controller accepted the job.
+        """
+        plan = self._script_for(plan)
+        seq = len(self.chain.submissions) + 1
+        args, token = list(plan.args), None
+        if effective(self.ctx.request, "comment") is None:
+            token = f"{TOKEN_PREFIX}{self.chain.chain_id}:{seq}"
+            args.insert(self._script_position(args), f"--comment={token}")
+        sub = Submission(
+            seq=seq,
+            level=plan.level,
+            attempt=plan.attempt,
+            indices=compress(plan.indices) if plan.indices else None,
+            array=plan.array,
+            args=args,
+            intent_at=self.clock.now(),
+            cpus=self._cpus(plan.level),
+            token=token,
+            offset=plan.offset,
+        )
+        self.chain.submissions.append(sub)
+        self.store.save(self.chain)
+        env = submission_env(self.environ, plan.env)
+        crash_point("before-sbatch")
+        try:
+            job_id = self.client.submit(args, env=env, cwd=self.chain.cwd)
+        except (SlurmCommandError, SlurmParseError) as e:
+            error = e if isinstance(e, SlurmCommandError) else _uncertain(e)
+            sub.error = _last_line(error)
+            found = self._lookup(sub, error.timed_out)
+            if isinstance(found, str):
+                self.log.warning(f"sbatch reported '{sub.error}', but job {found} exists")
+                self._record_submitted(sub, found)
+                return sub
+            sub.status = SubmissionStatus.REFUSED if found is None else SubmissionStatus.UNKNOWN
+            self.store.save(self.chain)
+            raise error from None
+        crash_point("after-sbatch")
+        self._record_submitted(sub, job_id)
+        crash_point("after-record")
+        return sub
+
+    def _script_position(self, args: list[str]) -> int:
+        """Where options end: before the script and its arguments (the end with --wrap)."""
+        if self.ctx.request.script is None:
+            return len(args)
+        return len(args) - len(self.ctx.request.script_args) - 1
+
+    def _lookup(self, sub: Submission, timed_out: bool) -> str | None | _Unknown:
+        """The job id carrying ``sub``'s token; None when Slurm has no such job."""
+        if sub.token is None:  # the user's own --comment: no way to tell
+            return UNKNOWN if timed_out else None
+        try:
+            found = self.client.find_tokens(
+                f"{TOKEN_PREFIX}{self.chain.chain_id}:", sub.intent_at - LOOKUP_SLACK_S
+            )
+        except SlurmCommandError as e:
+            self.log.warning(f"cannot look for submission {sub.seq} in Slurm yet: {e}")
+            return UNKNOWN
+        return found.get(sub.token)
+
+    def _record_submitted(self, sub: Submission, job_id: str) -> None:
+        sub.status, sub.job_id, sub.submitted_at = (
+            SubmissionStatus.SUBMITTED,
+            job_id,
+            self.clock.now(),
+        )
+        for index in _indices(sub):
+            task = self.chain.task(index)
+            same = bool(task.attempts) and task.level == sub.level
+            task.resubmits_at_level = task.resubmits_at_level + 1 if same else 0
+            task.level = sub.level
+            slot = None if index is None or not sub.offset else index - sub.offset
+            task.attempts.append(
+                Attempt(job_id=job_id, level=sub.level, submission=sub.seq, slot=slot)
+            )
+            task.state, task.target_level = TaskState.PENDING, None
+        self.store.save(self.chain)
+        what = f"array {sub.array or sub.indices}" if self.chain.is_array else "job"
+        self.log.info(
+            f"submitted {what} at level {sub.level} (attempt {sub.attempt}) as job {job_id}"
+        )
+        if self.ctx.initial_job_id is None:
+            self.ctx = replace(self.ctx, initial_job_id=job_id)
+
+    def reconcile(self) -> set[int | None]:
+        """Settle submissions whose sbatch was interrupted; returns indices still in doubt.
+
+        A submission recorded as an intent (the monitor died inside sbatch) or as
+        UNKNOWN (sbatch timed out) is looked up by its token. Found: its tasks get
+        the job as their attempt. Not found: it never happened, and its tasks are
+        resubmitted. Slurm unreachable: its tasks wait; nothing is resubmitted
+        while it might exist.
+        """
+        doubtful = [
+            s
+            for s in self.chain.submissions
+            if s.job_id is None and s.status in (SubmissionStatus.INTENT, SubmissionStatus.UNKNOWN)
+        ]
+        blocked: set[int | None] = set()
+        for sub in doubtful:
+            indices = _indices(sub)
+            found = self._lookup(sub, timed_out=True)
+            if isinstance(found, str):
+                self.log.warning(f"submission {sub.seq} was interrupted; found it as job {found}")
+                self._record_submitted(sub, found)
+                continue
+            if found is UNKNOWN:
+                blocked.update(indices)
+                if sub.token is None:
+                    self._fail(
+                        indices,
+                        "sbatch was interrupted and the job carries no token: "
+                        "check squeue, then resubmit by hand",
+                    )
+                    sub.status = SubmissionStatus.REFUSED
+                continue
+            sub.status = SubmissionStatus.REFUSED
+            sub.error = "not found in Slurm after an interruption: never submitted"
+            self.log.warning(f"submission {sub.seq} never reached Slurm; submitting again")
+            for index in indices:
+                task = self.chain.task(index)
+                if not task.state.is_final:
+                    task.state, task.target_level = TaskState.RETRY, sub.level
+        if doubtful:
+            self.store.save(self.chain)
+        return blocked
+
+    def _fail(self, indices: list[int | None], reason: str) -> None:
+        for index in indices:
+            task = self.chain.task(index)
+            task.state, task.reason, task.target_level = TaskState.FAILED, reason, None
+
+    def _cpus(self, level: int) -> int:
+        resources = resources_for(self.policy, level, self.ctx.base)
+        if resources is not None and resources.cpus_per_task:
+            return resources.cpus_per_task
+        text = effective(self.ctx.request, "cpus-per-task")
+        return int(text) if text and text.isdigit() and int(text) > 0 else 1
+
+    def _script_for(self, plan: PlannedSubmission) -> PlannedSubmission:
+        """Point the plan at the script file this submission must run.
+
+        A level's ``--mem`` on the command line cannot coexist with the script's
+        ``#SBATCH --mem-per-cpu`` (sbatch refuses both), and nothing on a command
+        line cancels a directive. So when they clash, this attempt runs a copy of
+        the script with only the clashing words removed. A mapped piece (indices
+        above MaxArraySize) runs a generated wrapper that execs that script.
+        """
+        text = self.ctx.request.script_text
+        if text is None or self.chain.script_copy is None:
+            return plan
+        fixed = resolve_directive_conflicts(text, plan.args)
+        if fixed == text and not plan.offset:
+            return plan
+        seq = len(self.chain.submissions) + 1
+        directory = self.store.chain_dir(self.chain.chain_id) / "script" / str(seq)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = script = self.chain.script_copy
+        if fixed != text:
+            target = script = _private_file(directory / os.path.basename(target), fixed)
+            self.log.info(f"submission {seq}: script copy without directives that clash with --mem")
+        if plan.offset:
+            os.chmod(target, 0o700)  # the wrapper execs it
+            wrapper = wrapper_script(fixed, target, plan.offset)
+            script = _private_file(directory / WRAPPER_NAME, wrapper)
+        args = list(plan.args)
+        at = len(args) - len(self.ctx.request.script_args) - 1
+        assert args[at] == self.chain.script_copy
+        args[at] = script
+        return replace(plan, args=tuple(args))
+
+    def _resubmit(self, retries: list[TaskStatus]) -> None:
+        triples = [(t.index, t.target_level, len(t.attempts) + 1) for t in retries]
+        for (level, attempt), indices in group_retries(triples).items():  # type: ignore[arg-type]
+            for plan in plan_group(self.ctx, level, attempt, indices):
+                try:
+                    self._submit(plan)
+                    self._refusals.pop((level, attempt), None)
+                except SlurmCommandError as e:
+                    self._submission_failed(plan, e)
+
+    def _submission_failed(self, plan: PlannedSubmission, e: SlurmCommandError) -> None:
+        """A refused resubmission is tried again next poll, up to MAX_REFUSALS times.
+
+        One whose fate is unknown (sbatch timed out and Slurm could not be asked)
+        stays in doubt: ``reconcile`` settles it at the next poll.
+        """
+        self.log.warning(f"resubmission at level {plan.level} failed: {_last_line(e)}")
+        if self.chain.submissions[-1].status is SubmissionStatus.UNKNOWN:
+            return
+        key = (plan.level, plan.attempt)
+        self._refusals[key] = self._refusals.get(key, 0) + 1
+        if self._refusals[key] < MAX_REFUSALS:
+            return
+        reason = f"sbatch refused the resubmission {self._refusals[key]} times: {_last_line(e)}"
+        self._fail(list(plan.indices) if plan.indices is not None else [None], reason)
+        self.store.save(self.chain)
+
+
+def _private_file(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return str(path)
+
+
+def _indices(sub: Submission) -> list[int | None]:
+    return list(expand(sub.indices)) if sub.indices is not None else [None]
+
+
+def _uncertain(e: SlurmParseError) -> SlurmCommandError:
+    """sbatch printed something unexpected: it may or may not have submitted."""
+    return SlurmCommandError(["sbatch"], None, str(e), timed_out=True)
+
+
+def _last_line(e: SlurmCommandError) -> str:
+    """sbatch's own last word (``sbatch: error: ...``) is what the user needs to see."""
+    text = (e.stderr or str(e)).strip()
+    return text.splitlines()[-1] if text else str(e)
