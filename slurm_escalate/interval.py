@@ -9,7 +9,11 @@ The rules, in order:
    few sacct calls, and a burst of activity is followed closely.
 3. A running task can end TIMEOUT no earlier than its start plus its time limit.
    The next poll is no later than ``LIMIT_GRACE`` after the earliest such
-   moment, so a TIMEOUT is noticed and resubmitted promptly.
+   moment. Slurm then ends it within its time-limit sweep (every 30 s) plus
+   KillWait, so while a running task is past its limit by less than
+   ``OVERDUE_WINDOW`` the monitor polls at ``min_poll``: a TIMEOUT is noticed
+   within one ``min_poll`` of its end. (Past the window, Slurm's OverTimeLimit
+   keeps it alive on purpose, and the usual growth applies again.)
 4. Never below ``min_poll``.
 """
 
@@ -18,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 GROWTH = 1.5
-LIMIT_GRACE = 15.0  # Slurm ends a TIMEOUT a few seconds after the limit (KillWait, sweep)
+LIMIT_GRACE = 1.0  # the first poll after the earliest moment a running task can time out
+OVERDUE_WINDOW = 120.0  # poll at min_poll while a running task is this far past its limit
 BACKOFF_CAP = 600.0
 
 
@@ -41,7 +46,10 @@ def next_poll_interval(
     if failures > 0:
         return max(min_poll, min(BACKOFF_CAP, min_poll * 2.0 ** min(failures, 20)))
     wait = min(max_poll, min_poll * GROWTH ** min(quiet_polls, 50))
-    future = [d for d in running_deadlines if d + LIMIT_GRACE > now]
+    deadlines = list(running_deadlines)
+    if any(d <= now < d + OVERDUE_WINDOW for d in deadlines):
+        return min_poll
+    future = [d for d in deadlines if d > now]
     if future:
         wait = min(wait, min(future) + LIMIT_GRACE - now)
     return max(min_poll, wait)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from slurm_escalate.interval import BACKOFF_CAP, LIMIT_GRACE, next_poll_interval
+from slurm_escalate.interval import (
+    BACKOFF_CAP,
+    LIMIT_GRACE,
+    OVERDUE_WINDOW,
+    next_poll_interval,
+)
 
 NOW = 1_000_000.0
 
@@ -27,8 +32,12 @@ NOW = 1_000_000.0
         ((NOW + 5000,), 20, 0, 30, 300, 300),
         # never below the floor, even right before a deadline
         ((NOW + 1,), 20, 0, 30, 300, 30),
-        # a deadline long past (Slurm is slow to kill): ignored, the wait grows as usual
+        # a running task past its limit: Slurm ends it any moment, poll at the floor
+        ((NOW - 1,), 20, 0, 30, 300, 30),
+        ((NOW - OVERDUE_WINDOW + 1, NOW + 200), 20, 0, 5, 300, 5),
+        # a deadline long past (OverTimeLimit keeps it on purpose): the wait grows as usual
         ((NOW - 3600,), 2, 0, 30, 300, 67.5),
+        ((NOW - OVERDUE_WINDOW,), 20, 0, 30, 300, 300),
         # Slurm commands failing: exponential back-off from the floor, capped
         ((), 0, 1, 30, 300, 60),
         ((), 0, 3, 30, 300, 240),
