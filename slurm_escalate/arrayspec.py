@@ -11,12 +11,12 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_left
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from heapq import heapify, heappop, heappush
-from itertools import accumulate, chain, islice, pairwise
+from itertools import accumulate, chain, count, islice, pairwise, repeat
 from itertools import compress as compress_mask
+from typing import NamedTuple
 
 from slurm_escalate.errors import ArraySpecError
 
@@ -28,7 +28,7 @@ MAX_INDEX = 2**31 - 1
 
 _ELEMENT_RE = re.compile(r"(\d+)(?:-(\d+)(?::(\d+))?)?")
 
-# compress() tuning; see _interleaved_runs for what they bound.
+# compress() tuning; see _candidate_strides for what they bound.
 _NEIGHBOURS = 16  # look this many sorted neighbours ahead for stride candidates
 _MAX_STRIDES = 6  # at most this many candidate strides are searched
 _RARE_GAP = 64  # a gap seen in fewer than 1/64 of sampled neighbour pairs is not a stride
@@ -64,7 +64,7 @@ def parse_array_spec(text: str) -> ArraySpec:
         raise ArraySpecError(f"invalid --array {text!r}: expected a string")
     if not text:
         raise fail("empty specification")
-    if any(ch.isspace() for ch in text):
+    if text.split(maxsplit=1) != [text]:  # a C-level "any(ch.isspace() for ch in text)"
         raise fail("whitespace is not allowed")
     body, sep, throttle_text = text.partition("%")
     throttle: int | None = None
@@ -78,6 +78,9 @@ def parse_array_spec(text: str) -> ArraySpec:
             raise fail("throttle after '%' must be at least 1")
     if not body:
         raise fail("no indices before the '%' throttle")
+    indices = _fast_indices(body)
+    if indices is not None:
+        return ArraySpec(indices=indices, throttle=throttle)
 
     ranges: list[range] = []
     total = 0
@@ -88,6 +91,61 @@ def parse_array_spec(text: str) -> ArraySpec:
             raise fail(f"more than {MAX_SPEC_INDICES} indices; split the array")
         ranges.append(rng)
     return ArraySpec(indices=_union(ranges), throttle=throttle)
+
+
+_MAX_DIGITS = 10  # int() of this many digits is cheap; the MAX_INDEX check comes after
+
+
+def _fast_indices(body: str) -> tuple[int, ...] | None:
+    """The indices of a well-formed spec body, or None to let the element loop decide.
+
+    compress() writes a million random indices as half a million elements, so
+    they are checked and converted in bulk by C-level str and map() calls
+    instead of one by one. Anything unusual (bad syntax, bounds, descending
+    ranges, zero steps, more than MAX_SPEC_INDICES) returns None, and
+    parse_array_spec's element loop then raises its precise error.
+    """
+    if not body.isascii():
+        return None
+    elements = body.split(",")
+    is_range = list(map(operator.contains, elements, repeat("-")))
+    singles = list(compress_mask(elements, map(operator.not_, is_range)))
+    ranged = list(compress_mask(elements, is_range))
+    stepped = map(operator.contains, ranged, repeat(":"))  # "a-b" is "a-b:1"
+    columns = _columns(list(map(operator.add, ranged, map((":1", "").__getitem__, stepped))))
+    if columns is None or not _digits(singles):
+        return None
+    firsts, lasts, steps = columns
+    numbers = list(map(int, singles))
+    if max(chain(numbers, lasts, steps), default=0) > MAX_INDEX or min(steps, default=1) < 1:
+        return None
+    if not all(map(operator.le, firsts, lasts)):
+        return None
+    ranges = list(map(range, firsts, map(operator.add, lasts, repeat(1)), steps))
+    if len(numbers) + sum(map(len, ranges)) > MAX_SPEC_INDICES:
+        return None
+    values = numbers + list(chain.from_iterable(ranges))
+    if all(map(operator.lt, values, islice(values, 1, None))):
+        return tuple(values)
+    return tuple(sorted(set(values)))
+
+
+def _columns(elements: list[str]) -> list[list[int]] | None:
+    """``a-b:s`` elements as three columns of ints, or None if one is not of that form."""
+    text = ",".join(elements)
+    numbers = text.replace("-", ",").replace(":", ",").split(",") if text else []
+    # each element has a "-" and a ":", so only this count means exactly one of each
+    if len(numbers) != 3 * len(elements) or not _digits(numbers):
+        return None
+    dashes, colons = (map(str.find, elements, repeat(sign)) for sign in "-:")
+    if not all(map(operator.lt, dashes, colons)):
+        return None  # "a:b-c"
+    return [list(map(int, numbers[k::3])) for k in range(3)]
+
+
+def _digits(texts: list[str]) -> bool:
+    """All are plain numbers of at most _MAX_DIGITS digits (the caller checked isascii)."""
+    return all(map(str.isdigit, texts)) and max(map(len, texts), default=0) <= _MAX_DIGITS
 
 
 def _parse_element(element: str, fail: _Fail) -> range:
@@ -156,66 +214,80 @@ def compress(indices: Iterable[int]) -> str:
        between each value and its next 16 neighbours are taken as candidate
        strides, and for each, every maximal chain ``x, x+d, x+2d, ...`` in the
        set becomes a candidate too. Only progressions of >= 3 values count.
-    2. *Selection.* Candidates are taken longest first. One that overlaps
-       values already taken is cut at those values and its remaining pieces
-       (>= 3 values) go back into the queue, so the result is a partition.
+    2. *Selection.* Candidates are taken longest first, ties by the smallest
+       ``(first, last, step)``. One that overlaps values already taken is cut
+       at those values and its remaining pieces (>= 3 values) go back into the
+       queue, so the result is a partition.
     3. *Tidy-up.* Left-over values that continue a taken progression extend it,
        and same-stride progressions that continue each other are joined.
 
     Each progression is written as ``a-b``/``a-b:s`` or as its comma list,
     whichever is shorter, so the result is never longer than the plain comma
-    list. Per-value work is done by set and map operations; Python-level work
-    scales with the number of progressions, and the number of candidate
-    strides is capped, so a million indices take well under a second.
+    list. A random million indices make half a million candidates, so the work
+    is done column-wise by C-level map(), set and bit operations wherever the
+    greedy order allows; Python loops run per candidate only where it does not.
     Raises ValueError on empty input, negative indices or indices above
     ``MAX_INDEX``.
     """
-    values = _sorted_unique(indices)
-    members = set(values)
-    candidates = _sorted_stretches(values)
-    if not (len(candidates) == 1 and _run_len(candidates[0]) == len(values)):
-        for stride in _candidate_strides(values):
-            candidates.extend(_chains(values, members, stride))
-    runs, taken = _take_longest(candidates)
-    runs = _extend_and_join(runs, members - taken)
-    for first, last, step in runs:
-        taken.update(range(first, last + 1, step))
-    singles = sorted(members - taken)
-    return _format(sorted(runs), singles)
+    values, members = _sorted_unique(indices)
+    diffs = list(map(operator.sub, values[1:], values[:-1]))
+    buckets = _sorted_stretches(values, diffs)
+    if buckets.keys() != {len(values)}:  # unless one stretch already holds every value
+        _add_chains(values, diffs, members, _candidate_strides(values), buckets)
+    runs, taken = _take_longest(buckets)
+    loose = members - taken
+    runs = _extend_and_join(runs, loose)  # takes the values it uses out of loose
+    return _format(runs, sorted(loose))
 
 
-def _sorted_unique(indices: Iterable[int]) -> list[int]:
-    values = sorted(set(map(operator.index, indices)))
+# A candidate of known length is one int, first << _KEY | step: ints sort several times
+# faster than tuples, and for one length they order like (first, last, step).
+_KEY = 32  # each field below 2**32: indices and steps (< 2**31), and a last + step
+_STEP = (1 << _KEY) - 1
+_DENSE = 16  # chains use a bitset when it is at most this many bits per index
+_WALK = 64  # chains are measured in bulk until this few are left, then walked one by one
+
+Buckets = dict[int, list[int]]  # length -> candidate keys
+
+
+class _Runs(NamedTuple):
+    """Taken progressions as three columns (150,000 tuples would be as many objects)."""
+
+    firsts: list[int]
+    lasts: list[int]
+    steps: list[int]
+
+
+def _keys(firsts: Iterable[int], steps: Iterable[int]) -> Iterator[int]:
+    return map(operator.or_, map(operator.lshift, firsts, repeat(_KEY)), steps)
+
+
+def _sorted_unique(indices: Iterable[int]) -> tuple[list[int], set[int]]:
+    members = set(map(operator.index, indices))
+    values = sorted(members)
     if not values:
         raise ValueError("cannot compress an empty set of array indices")
     if values[0] < 0:
         raise ValueError(f"array indices cannot be negative: {values[0]}")
     if values[-1] > MAX_INDEX:
         raise ValueError(f"array index {values[-1]} exceeds {MAX_INDEX}")
-    return values
+    return values, members
 
 
-def _run_len(run: Run) -> int:
-    return (run[1] - run[0]) // run[2] + 1
-
-
-def _sorted_stretches(values: list[int]) -> list[Run]:
+def _sorted_stretches(values: list[int], diffs: list[int]) -> Buckets:
     """Maximal stretches (>= 3 values) of constant difference in the sorted values.
 
     Neighbouring stretches may share their boundary value; selection sorts that out.
     """
-    diffs = list(map(operator.sub, values[1:], values[:-1]))
-    # same[i]: values[i], values[i+1], values[i+2] are evenly spaced
-    same = list(map(operator.eq, diffs[1:], diffs[:-1]))
-    rises = map(operator.lt, chain((False,), same), same)  # False -> True: a stretch starts
-    stretches: list[Run] = []
-    for i in compress_mask(range(len(same)), rises):
-        try:
-            end = same.index(False, i) - 1  # last i with same[i]; a C-level scan
-        except ValueError:
-            end = len(same) - 1
-        stretches.append((values[i], values[end + 2], diffs[i]))
-    return stretches
+    same = list(map(operator.eq, diffs[1:], diffs[:-1]))  # values[i:i+3] evenly spaced
+    positions = range(len(same))
+    starts = list(compress_mask(positions, map(operator.lt, chain((False,), same), same)))
+    ends = compress_mask(positions, map(operator.gt, same, chain(islice(same, 1, None), (False,))))
+    keys = _keys(map(values.__getitem__, starts), map(diffs.__getitem__, starts))
+    buckets: Buckets = defaultdict(list)
+    for start, end, key in zip(starts, ends, keys, strict=True):  # values[start] .. [end + 2]
+        buckets[end - start + 3].append(key)
+    return buckets
 
 
 def _candidate_strides(values: list[int]) -> list[int]:
@@ -240,78 +312,177 @@ def _candidate_strides(values: list[int]) -> list[int]:
     return list(islice(frequent, _MAX_STRIDES))
 
 
-def _chains(values: list[int], members: set[int], stride: int) -> list[Run]:
-    """All maximal chains ``x, x+stride, ...`` of >= 3 members; disjoint by construction."""
-    found: list[Run] = []
-    twice = 2 * stride
-    for x in values:
-        if x + twice in members and x + stride in members and x - stride not in members:
-            last = x + twice
+def _add_chains(
+    values: list[int], diffs: list[int], members: set[int], strides: list[int], buckets: Buckets
+) -> None:
+    """Add every maximal chain ``x, x+stride, ...`` of >= 3 members, for each stride.
+
+    The chain starts (x, x+stride, x+2*stride in the set, x-stride not) come from
+    bit operations on the set as one big int (or set operations, for a sparse
+    set); the lengths from set lookups, one length at a time for all chains that
+    are still going.
+    """
+    dense = values[-1] < _DENSE * len(values)
+    if dense:
+        ones = {gap: "0" * (gap - 1) + "1" for gap in set(diffs)}  # sum(ones) <= values[-1]
+        lowest_first = "0" * values[0] + "1" + "".join(map(ones.__getitem__, diffs))
+        bits = int(lowest_first[::-1], 2)  # bit x is set for every member x
+    for stride in strides:
+        if dense:
+            three = bits & (bits >> stride) & (bits >> 2 * stride)
+            starts = _bit_positions(three & ~(bits << stride))
+        else:
+            two = members.intersection(map(operator.sub, values, repeat(stride)))
+            three_set = two.intersection(map(operator.sub, two, repeat(stride)))
+            starts = list(three_set.difference(map(operator.add, values, repeat(stride))))
+        length = 3
+        while len(starts) > _WALK:  # starts of the chains with at least `length` members
+            more = map(operator.add, starts, repeat(length * stride))
+            longer = list(map(members.__contains__, more))
+            ending = compress_mask(starts, map(operator.not_, longer))
+            buckets[length].extend(_keys(ending, repeat(stride)))
+            starts = list(compress_mask(starts, longer))
+            length += 1
+        for x in starts:
+            last = x + (length - 1) * stride
             while last + stride in members:
                 last += stride
-            found.append((x, last, stride))
-    return found
+            buckets[(last - x) // stride + 1].append(x << _KEY | stride)
 
 
-def _take_longest(candidates: list[Run]) -> tuple[list[Run], set[int]]:
-    """Greedy selection: longest candidate first, cutting later ones around taken values."""
-    heap = [(-_run_len(run), run) for run in candidates]
-    heapify(heap)
+def _bit_positions(bits: int) -> list[int]:
+    """The positions of the set bits, ascending, without a Python loop over the bits."""
+    gaps = bin(bits)[:1:-1].split("1")  # gaps[k]: the zeros below the k-th set bit
+    return list(map(operator.add, accumulate(map(len, gaps[:-1])), count()))
+
+
+def _take_longest(buckets: Buckets) -> tuple[_Runs, set[int]]:
+    """Greedy selection: longest candidate first, cutting later ones around taken values.
+
+    This is a priority queue keyed by (-length, first, last, step), run as one
+    sorted list per length: a cut piece is always shorter than its candidate, so
+    it lands in a bucket that has not been sorted yet, and sorting each bucket
+    when its turn comes pops candidates in exactly the queue's order.
+    """
     taken: set[int] = set()
-    runs: list[Run] = []
-    while heap:
-        _, run = heappop(heap)
-        first, last, step = run
-        span = range(first, last + 1, step)
-        if taken.isdisjoint(span):
-            runs.append(run)
-            taken.update(span)
+    runs = _Runs([], [], [])
+    while buckets:
+        length = max(buckets)
+        keys = sorted(buckets.pop(length))
+        firsts = list(map(operator.rshift, keys, repeat(_KEY)))
+        steps = list(map(operator.and_, keys, repeat(_STEP)))
+        if length == 3:
+            _take_triples(firsts, steps, taken, runs)
             continue
-        piece_first = first
-        for hit in sorted(taken.intersection(span)):
-            if hit - piece_first >= 3 * step:
-                piece = (piece_first, hit - step, step)
-                heappush(heap, (-_run_len(piece), piece))
-            piece_first = hit + step
-        if last - piece_first >= 2 * step:
-            piece = (piece_first, last, step)
-            heappush(heap, (-_run_len(piece), piece))
+        pieces: list[Run] = []  # what is left of candidates that overlap taken values
+        for first, step in zip(firsts, steps, strict=True):
+            last = first + (length - 1) * step
+            span = range(first, last + 1, step)
+            if taken.isdisjoint(span):
+                taken.update(span)
+                runs.firsts.append(first)
+                runs.lasts.append(last)
+                runs.steps.append(step)
+                continue
+            piece_first = first
+            for hit in filter(taken.__contains__, span):  # ascending, like span
+                if hit - piece_first >= 3 * step:
+                    pieces.append((piece_first, hit - step, step))
+                piece_first = hit + step
+            if last - piece_first >= 2 * step:
+                pieces.append((piece_first, last, step))
+        for first, last, step in pieces:
+            buckets.setdefault((last - first) // step + 1, []).append(first << _KEY | step)
     return runs, taken
 
 
-def _extend_and_join(runs: list[Run], loose: set[int]) -> list[Run]:
-    """Let left-over values extend the runs they continue; join same-stride continuations."""
-    extended: list[Run] = []
-    for first, last, step in runs:
+def _take_triples(firsts: list[int], steps: list[int], taken: set[int], runs: _Runs) -> None:
+    """The last and biggest bucket. Three values leave no piece after any overlap, so the
+    candidates that overlap earlier runs (most of them) are dropped by C-level lookups."""
+    mids = list(map(operator.add, firsts, steps))
+    lasts = list(map(operator.add, mids, steps))
+    hit_first, hit_mid, hit_last = (map(taken.__contains__, c) for c in (firsts, mids, lasts))
+    hits = map(operator.or_, map(operator.or_, hit_first, hit_mid), hit_last)
+    clean = list(map(operator.not_, hits))  # before the loop below changes taken
+    add = taken.add
+    candidates = zip(firsts, mids, lasts, steps, strict=True)
+    for first, mid, last, step in compress_mask(candidates, clean):
+        if first not in taken and mid not in taken and last not in taken:
+            add(first)
+            add(mid)
+            add(last)
+            runs.firsts.append(first)
+            runs.lasts.append(last)
+            runs.steps.append(step)
+
+
+def _extend_and_join(runs: _Runs, loose: set[int]) -> _Runs:
+    """Let left-over values extend the runs they continue; join same-stride continuations.
+
+    Takes the values it uses out of ``loose``. Runs extend in selection order, but
+    only those next to a loose value are walked (``loose`` only shrinks, so the
+    others can never grow).
+    """
+    firsts, lasts, steps = runs.firsts.copy(), runs.lasts.copy(), runs.steps
+    after = map(loose.__contains__, map(operator.add, lasts, steps))
+    before = map(loose.__contains__, map(operator.sub, firsts, steps))
+    for i in compress_mask(range(len(steps)), list(map(operator.or_, after, before))):
+        first, last, step = firsts[i], lasts[i], steps[i]
         while last + step in loose:
             last += step
             loose.discard(last)
         while first - step in loose:
             first -= step
             loose.discard(first)
-        extended.append((first, last, step))
-    extended.sort(key=lambda run: (run[2], run[0]))
-    joined: list[Run] = []
-    for run in extended:
-        if joined and joined[-1][2] == run[2] and joined[-1][1] + run[2] == run[0]:
-            joined[-1] = (joined[-1][0], run[1], run[2])
-        else:
-            joined.append(run)
-    return joined
+        firsts[i], lasts[i] = first, last
+    # Runs sorted by (step, first) were joined where a neighbour continues its predecessor;
+    # such pairs are rare, so look for continuations first and sort only if there are any.
+    keys = list(_keys(steps, firsts))  # (step, first); unique, as runs are disjoint
+    index = dict(zip(keys, count()))
+    nexts = list(_keys(steps, map(operator.add, lasts, steps)))
+    continued = list(compress_mask(range(len(keys)), map(index.__contains__, nexts)))
+    ordered = sorted(keys) if continued else []
+    follows = {
+        i: index[nexts[i]]
+        for i in continued
+        if ordered[bisect_left(ordered, keys[i]) + 1] == nexts[i]
+    }
+    keep = [True] * len(keys)
+    for head in follows.keys() - follows.values():
+        tail = head
+        while tail in follows:
+            tail = follows[tail]
+            keep[tail] = False
+        lasts[head] = lasts[tail]
+    return _Runs(*(list(compress_mask(column, keep)) for column in (firsts, lasts, steps)))
 
 
-def _format(runs: list[Run], singles: list[int]) -> str:
-    """Interleave formatted runs (sorted) with singletons (sorted) in ascending order."""
-    texts = list(map(str, singles))
-    parts: list[str] = []
-    done = 0
-    for run in runs:
-        upto = bisect_left(singles, run[0], done)
-        parts.extend(texts[done:upto])
-        parts.append(_format_run(run))
-        done = upto
-    parts.extend(texts[done:])
-    return ",".join(parts)
+def _format(runs: _Runs, singles: list[int]) -> str:
+    """Runs and singletons (all disjoint) as one comma list, ascending by first value."""
+    texts = dict(zip(singles, map(str, singles), strict=True))
+    texts.update(zip(runs.firsts, _format_runs(runs), strict=True))
+    return ",".join(map(texts.__getitem__, sorted(texts)))
+
+
+def _format_runs(runs: _Runs) -> list[str]:
+    """_format_run of each run, with the common case done by C-level calls.
+
+    ``a-b:s`` is shorter than the listed values once there are 4 of them (the
+    second value alone is at least as long as ``s``), and for 3 values unless
+    the middle value is no longer than ``s``; ``:1`` is dropped.
+    """
+    firsts, lasts, steps = runs
+    texts = list(map(str.removesuffix, map("{}-{}:{}".format, *runs), repeat(":1")))
+    spans = list(map(operator.sub, lasts, firsts))
+    twice = list(map(operator.mul, steps, repeat(2)))
+    ceilings = {step: 10 ** len(str(step)) for step in set(steps)}
+    mids = map(operator.add, firsts, steps)
+    mid_as_short = map(operator.lt, mids, map(ceilings.__getitem__, steps))
+    three_or_fewer = map(operator.le, spans, twice)
+    list_may_win = map(operator.or_, map(operator.lt, spans, twice), mid_as_short)
+    for i in compress_mask(count(), map(operator.and_, three_or_fewer, list_may_win)):
+        texts[i] = _format_run((firsts[i], lasts[i], steps[i]))
+    return texts
 
 
 def _format_run(run: Run) -> str:

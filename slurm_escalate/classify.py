@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from slurm_escalate.models import (
     DEFAULT_STATE_HANDLING,
+    FINAL_SLURM_STATES,
     SKIP_HEADROOM,
     Action,
     Classification,
@@ -64,31 +65,36 @@ def classify(record: TaskRecord, policy: Policy) -> Classification:
     """What happened to this attempt, looking at the job row and all its step rows.
 
     ``policy`` is accepted so that cluster-specific rules (extra OOM markers, say)
-    can be configured later without changing every caller.
+    can be configured later without changing every caller. The monitor runs this
+    for every task on every poll, so it is written as plain loops over the rows.
     """
     job = record.job
-    rows = (job, *record.steps)
-    rss = [r.max_rss_kb for r in rows if r.max_rss_kb is not None]
-    max_rss = max(rss) if rss else None
-    if not job.state.is_final:
+    steps = record.steps
+    max_rss = job.max_rss_kb
+    for step in steps:  # max() over the MaxRSS values that are known
+        rss = step.max_rss_kb
+        if rss is not None and (max_rss is None or rss > max_rss):
+            max_rss = rss
+    state = job.state
+    if state not in FINAL_SLURM_STATES:
         # A RUNNING job whose batch step already ended is still running (epilog, other steps).
-        return Classification(FailureKind.ACTIVE, None, job.state.value, max_rss)
-    oom_step = next((s for s in record.steps if _is_oom(s)), None)
-    if oom_step is not None:
-        reason = f"OUT_OF_MEMORY on step {oom_step.step} ({_code(oom_step)})"
-        return Classification(FailureKind.OUT_OF_MEMORY, job.exit_code, reason, max_rss)
+        return Classification(FailureKind.ACTIVE, None, state.value, max_rss)
+    for step in steps:
+        if step.state is SlurmState.OUT_OF_MEMORY or step.exit_signal == OOM_SIGNAL:
+            reason = f"OUT_OF_MEMORY on step {step.step} ({_code(step)})"
+            return Classification(FailureKind.OUT_OF_MEMORY, job.exit_code, reason, max_rss)
     if _is_oom(job):
         reason = f"OUT_OF_MEMORY ({_code(job)})"
         return Classification(FailureKind.OUT_OF_MEMORY, job.exit_code, reason, max_rss)
-    kind = _JOB_STATE_KINDS.get(job.state, FailureKind.FAILED)
+    kind = _JOB_STATE_KINDS.get(state, FailureKind.FAILED)
     if kind is FailureKind.FAILED:
         status = _exit_status(job)
         by_signal = job.exit_code == 0 and job.exit_signal
         detail = f"signal {job.exit_signal}" if by_signal else f"exit {job.exit_code}"
-        return Classification(kind, status, f"{job.state.value} {detail}", max_rss)
+        return Classification(kind, status, f"{state.value} {detail}", max_rss)
     if kind is FailureKind.CANCELLED:
         return Classification(kind, job.exit_code, job.state_text or "CANCELLED", max_rss)
-    return Classification(kind, job.exit_code, job.state.value, max_rss)
+    return Classification(kind, job.exit_code, state.value, max_rss)
 
 
 def action_for(c: Classification, policy: Policy) -> Action | None:

@@ -6,10 +6,13 @@ the comments below name the quirks they showed.
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterable
-from dataclasses import replace
-from functools import lru_cache
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields, make_dataclass, replace
+from typing import Generic, TypeVar, cast
 
 from slurm_escalate.arrayspec import expand
 from slurm_escalate.errors import ArraySpecError, SlurmParseError
@@ -48,9 +51,12 @@ _JOB_ID_RE = re.compile(
     r"(?:_(?P<index>\d+)|_\[(?P<spec>[^\]]+)\]|\+(?P<het>\d+))?"
     r"(?:\.(?P<step>[A-Za-z0-9_+-]+))?"
 )
+_STEP_RE = re.compile(r"[A-Za-z0-9_+-]+")
 _EXIT_RE = re.compile(r"(\d+):(\d+)")
 _NO_TIME = {"", "UNKNOWN", "NONE"}
 _NO_TEXT = {"", "NONE ASSIGNED", "(NULL)"}
+T = TypeVar("T")  # a frozen dataclass, for _unfrozen_builder
+V = TypeVar("V")  # a parsed column value, for _Memo
 
 
 def parse_sacct(text: str) -> list[SacctRow]:
@@ -60,14 +66,68 @@ def parse_sacct(text: str) -> list[SacctRow]:
     unreadable JobID/ExitCode raises SlurmParseError naming the line, because
     guessing would misclassify tasks. Unknown states become UNKNOWN (which is
     not final, so the task is simply polled again).
+
+    A poll of a big array is hundreds of thousands of lines, so this is the
+    hot loop of the monitor: see _parse_sacct_line and _gc_paused for why it
+    is written the way it is.
     """
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            rows.append(_parse_sacct_line(line, number))
-    return rows
+    with _gc_paused():
+        return [
+            _parse_sacct_line(line, number)
+            for number, line in enumerate(text.splitlines(), 1)
+            if line and not line.isspace()
+        ]
 
 
+def _parse_sacct_line(line: str, number: int) -> SacctRow:
+    """One line -> SacctRow, written for speed: every column goes through a memo (the
+    same states, exit codes, durations and node names repeat on thousands of lines),
+    the common JobID forms are split without a regex, and the row is built by
+    _build_row, which skips the frozen dataclass's slow __init__.
+    """
+    parts = line.split("|", _LAST_FIELD)
+    if len(parts) != len(SACCT_FIELDS):
+        raise _line_error(number, line, f"expected {len(SACCT_FIELDS)} fields, got {len(parts)}")
+    # the order of SACCT_FIELDS, checked by the assert below
+    job_id, _, state, exit_code, rss, elapsed, limit, start, end, nodes, part, mem, name = parts
+    job_id = job_id.strip()
+    # 123, 123_4, 123_4.batch: nearly every line. str.isdecimal accepts exactly what \d does.
+    base, dot, step = job_id.partition(".")
+    job, underscore, index = base.partition("_")
+    if job.isdecimal() and (not underscore or index.isdecimal()) and (not dot or _STEPS[step]):
+        array_index = int(index) if underscore else None
+        step_name = step if dot else None
+    else:
+        ids = _split_job_id(job_id)
+        if ids is None:
+            raise _line_error(number, line, f"unreadable JobID {parts[0]!r}")
+        job, array_index, step_name = ids
+    codes = _EXIT_CODES[exit_code]
+    if codes is None:
+        raise _line_error(number, line, f"unreadable ExitCode {exit_code!r}")
+    state_value, state_text = _STATES[state]
+    return _build_row(
+        job_id,
+        job,
+        array_index,
+        step_name,
+        state_value,
+        state_text,
+        codes[0],
+        codes[1],
+        _RSS[rss],
+        _DURATIONS[elapsed],
+        _DURATIONS[limit],
+        _TIMES[start],
+        _TIMES[end],
+        _TEXTS[nodes],
+        _TEXTS[part],
+        _TEXTS[mem],
+        _TEXTS[name],
+    )
+
+
+_LAST_FIELD = len(SACCT_FIELDS) - 1
 # _parse_sacct_line unpacks the fields in this order; change both together.
 assert SACCT_FIELDS == (
     "JobID",
@@ -86,60 +146,36 @@ assert SACCT_FIELDS == (
 ), "SACCT_FIELDS and _parse_sacct_line disagree"
 
 
-def _parse_sacct_line(line: str, number: int) -> SacctRow:
-    parts = line.split("|", len(SACCT_FIELDS) - 1)
-    if len(parts) != len(SACCT_FIELDS):
-        raise _line_error(number, line, f"expected {len(SACCT_FIELDS)} fields, got {len(parts)}")
-    (
-        job_id,
-        _raw,
-        state,
-        exit_code,
-        max_rss,
-        elapsed,
-        limit,
-        start,
-        end,
-        nodes,
-        partition,
-        req_mem,
-        name,
-    ) = parts
-    m = _JOB_ID_RE.fullmatch(job_id.strip())
+def _split_job_id(job_id: str) -> tuple[str, int | None, str | None] | None:
+    """(array job id, index, step) of any JobID form, or None if it is unreadable."""
+    m = _JOB_ID_RE.fullmatch(job_id)
     if m is None:
-        raise _line_error(number, line, f"unreadable JobID {job_id!r}")
-    codes = _exit_code(exit_code)
-    if codes is None:
-        raise _line_error(number, line, f"unreadable ExitCode {exit_code!r}")
+        return None
     index = m.group("index")
-    return SacctRow(
-        job_id=m.group(0),
-        array_job_id=m.group("job"),
-        array_index=int(index) if index is not None else None,
-        step=_step_name(m.group("het"), m.group("step")),
-        state=_state(state),
-        state_text=state.strip(),
-        exit_code=codes[0],
-        exit_signal=codes[1],
-        max_rss_kb=_rss(max_rss),
-        elapsed_s=_duration(elapsed),
-        timelimit_s=_duration(limit),
-        start=_time(start),
-        end=_time(end),
-        nodes=_text(nodes),
-        partition=_text(partition),
-        req_mem=_text(req_mem),
-        name=_text(name),
-    )
+    step_name = _step_name(m.group("het"), m.group("step"))
+    return m.group("job"), int(index) if index is not None else None, step_name
 
 
-# The same few values (states, durations, node names, sizes) repeat on thousands of
-# lines, so the pure per-field parsers are memoised: parsing 100,000 tasks stays fast.
-_duration = lru_cache(maxsize=16384)(parse_slurm_duration)
-_rss = lru_cache(maxsize=16384)(parse_rss_kb)
+class _Memo(dict[str, V], Generic[V]):
+    """``memo[key]`` is ``fn(key)``, computed once; forgets everything past ``size`` keys.
+
+    A dict lookup is several times cheaper than calling an lru_cache, and clearing
+    now and then bounds memory in a long-running monitor where start and end
+    times never repeat.
+    """
+
+    def __init__(self, fn: Callable[[str], V], size: int = 16384) -> None:
+        super().__init__()
+        self.fn = fn
+        self.size = size
+
+    def __missing__(self, key: str) -> V:
+        if len(self) >= self.size:
+            self.clear()
+        value = self[key] = self.fn(key)
+        return value
 
 
-@lru_cache(maxsize=1024)
 def _exit_code(text: str) -> tuple[int, int] | None:
     m = _EXIT_RE.fullmatch(text.strip() or "0:0")
     return None if m is None else (int(m.group(1)), int(m.group(2)))
@@ -163,28 +199,83 @@ def _step_name(het: str | None, step: str | None) -> str | None:
     return f"+{het}" if step is None else f"+{het}.{step}"
 
 
-@lru_cache(maxsize=1024)
-def _state(text: str) -> SlurmState:
-    """``CANCELLED by 0`` -> CANCELLED, ``RUNNING+`` -> RUNNING, unknown -> UNKNOWN."""
+def _state(text: str) -> tuple[SlurmState, str]:
+    """``CANCELLED by 0`` -> CANCELLED, ``RUNNING+`` -> RUNNING, unknown -> UNKNOWN;
+    with the stripped text, which SacctRow keeps as ``state_text``."""
     words = text.split()
     if not words:
-        return SlurmState.UNKNOWN
+        return SlurmState.UNKNOWN, text.strip()
     try:
-        return SlurmState(words[0].rstrip("+").upper())
+        return SlurmState(words[0].rstrip("+").upper()), text.strip()
     except ValueError:
-        return SlurmState.UNKNOWN
+        return SlurmState.UNKNOWN, text.strip()
 
 
-@lru_cache(maxsize=16384)
 def _time(text: str) -> str | None:
     text = text.strip()
     return None if text.upper() in _NO_TIME else text
 
 
-@lru_cache(maxsize=16384)
 def _text(text: str) -> str | None:
     text = text.strip()
     return None if text.upper() in _NO_TEXT else text
+
+
+_STEPS = _Memo(lambda step: _STEP_RE.fullmatch(step) is not None, 1024)
+_STATES = _Memo(_state, 1024)
+_EXIT_CODES = _Memo(_exit_code, 1024)
+_RSS = _Memo(parse_rss_kb)
+_DURATIONS = _Memo(parse_slurm_duration)
+_TIMES = _Memo(_time)
+_TEXTS = _Memo(_text)
+
+
+def _unfrozen_builder(cls: type[T]) -> Callable[..., T]:
+    """A fast constructor for a frozen dataclass: ``build(*fields)`` equals ``cls(*fields)``.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    which made building rows most of the cost of a poll. This builds an instance
+    of a plain (unfrozen) twin with the same fields, where each assignment is a
+    cheap attribute store, then moves it into ``cls`` (same memory layout, so
+    ``__class__`` may be reassigned). The result is an ordinary ``cls`` instance:
+    equal, hashable and printable exactly like one made by ``cls(...)``, as the
+    unit tests check. Only for classes without ``__post_init__`` or ``__slots__``,
+    whose fields are all passed positionally.
+    """
+    if hasattr(cls, "__post_init__") or "__slots__" in vars(cls):
+        raise TypeError(f"{cls.__name__} needs its own __init__")
+
+    def move(self: object) -> None:  # the generated __init__ calls this last
+        self.__class__ = cls
+
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    twin = make_dataclass(
+        f"_Unfrozen{cls.__name__}", names, repr=False, eq=False, namespace={"__post_init__": move}
+    )
+    return cast("Callable[..., T]", twin)
+
+
+_build_row = _unfrozen_builder(SacctRow)
+_build_record = _unfrozen_builder(TaskRecord)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Suspend the cyclic garbage collector while building many objects.
+
+    Every few hundred new rows CPython runs a collection, and with hundreds of
+    thousands of live rows the full ones walk all of them, finding nothing:
+    rows hold only strings, numbers and enums. Pausing it takes about a third
+    off parsing and grouping 100,000 tasks (benchmarks/scale.py). It is turned
+    back on on the way out only if it was on (a caller's gc.disable wins).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _pending_spec(row: SacctRow) -> str | None:
@@ -209,26 +300,26 @@ def group_task_records(rows: Iterable[SacctRow]) -> list[TaskRecord]:
       one wins and steps accumulate.
     """
     jobs: dict[tuple[str, int | None], SacctRow] = {}
-    steps: dict[tuple[str, int | None], list[SacctRow]] = {}
+    steps: defaultdict[tuple[str, int | None], list[SacctRow]] = defaultdict(list)
     placeholders: dict[tuple[str, int | None], SacctRow] = {}
-    for row in rows:
-        key = (row.array_job_id, row.array_index)
-        spec = _pending_spec(row)
-        if spec is not None:
-            for index in _expand_pending(row, spec):
-                placeholders[(row.array_job_id, index)] = replace(row, array_index=index)
-        elif row.step is None:
-            jobs[key] = row
-        else:
-            steps.setdefault(key, []).append(row)
-    for key, row in placeholders.items():
-        jobs.setdefault(key, row)
-    records = [
-        TaskRecord(array_job_id=key[0], index=key[1], job=job, steps=tuple(steps.get(key, ())))
-        for key, job in jobs.items()
-    ]
-    records.sort(key=lambda r: (int(r.array_job_id), -1 if r.index is None else r.index))
-    return records
+    with _gc_paused():
+        for row in rows:
+            if row.step is not None:
+                steps[row.array_job_id, row.array_index].append(row)
+            elif row.job_id.endswith("]") and (spec := _pending_spec(row)) is not None:
+                for index in _expand_pending(row, spec):
+                    placeholders[(row.array_job_id, index)] = replace(row, array_index=index)
+            else:
+                jobs[row.array_job_id, row.array_index] = row
+        for key, row in placeholders.items():
+            jobs.setdefault(key, row)
+        numbers = {job: int(job) for job in {job for job, _ in jobs}}  # a few distinct ids
+        keys = sorted(jobs, key=lambda k: (numbers[k[0]], -1 if k[1] is None else k[1]))
+        no_steps: list[SacctRow] = []
+        return [
+            _build_record(job, index, jobs[job, index], tuple(steps.get((job, index), no_steps)))
+            for job, index in keys
+        ]
 
 
 def _expand_pending(row: SacctRow, spec: str) -> list[int]:
