@@ -6,13 +6,10 @@ the comments below name the quirks they showed.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import fields, make_dataclass, replace
-from typing import Generic, TypeVar, cast
+from collections.abc import Iterable
+from dataclasses import replace
 
 from slurm_escalate.arrayspec import expand
 from slurm_escalate.errors import ArraySpecError, SlurmParseError
@@ -23,6 +20,7 @@ from slurm_escalate.models import (
     SlurmState,
     TaskRecord,
 )
+from slurm_escalate.slurm.fastbuild import Memo, gc_paused, unfrozen_builder
 from slurm_escalate.slurm.hostlist import expand_hostlist
 from slurm_escalate.units import parse_rss_kb, parse_slurm_duration
 
@@ -55,8 +53,6 @@ _STEP_RE = re.compile(r"[A-Za-z0-9_+-]+")
 _EXIT_RE = re.compile(r"(\d+):(\d+)")
 _NO_TIME = {"", "UNKNOWN", "NONE"}
 _NO_TEXT = {"", "NONE ASSIGNED", "(NULL)"}
-T = TypeVar("T")  # a frozen dataclass, for _unfrozen_builder
-V = TypeVar("V")  # a parsed column value, for _Memo
 
 
 def parse_sacct(text: str) -> list[SacctRow]:
@@ -68,10 +64,10 @@ def parse_sacct(text: str) -> list[SacctRow]:
     not final, so the task is simply polled again).
 
     A poll of a big array is hundreds of thousands of lines, so this is the
-    hot loop of the monitor: see _parse_sacct_line and _gc_paused for why it
+    hot loop of the monitor: see _parse_sacct_line and fastbuild.py for why it
     is written the way it is.
     """
-    with _gc_paused():
+    with gc_paused():
         return [
             _parse_sacct_line(line, number)
             for number, line in enumerate(text.splitlines(), 1)
@@ -156,26 +152,6 @@ def _split_job_id(job_id: str) -> tuple[str, int | None, str | None] | None:
     return m.group("job"), int(index) if index is not None else None, step_name
 
 
-class _Memo(dict[str, V], Generic[V]):
-    """``memo[key]`` is ``fn(key)``, computed once; forgets everything past ``size`` keys.
-
-    A dict lookup is several times cheaper than calling an lru_cache, and clearing
-    now and then bounds memory in a long-running monitor where start and end
-    times never repeat.
-    """
-
-    def __init__(self, fn: Callable[[str], V], size: int = 16384) -> None:
-        super().__init__()
-        self.fn = fn
-        self.size = size
-
-    def __missing__(self, key: str) -> V:
-        if len(self) >= self.size:
-            self.clear()
-        value = self[key] = self.fn(key)
-        return value
-
-
 def _exit_code(text: str) -> tuple[int, int] | None:
     m = _EXIT_RE.fullmatch(text.strip() or "0:0")
     return None if m is None else (int(m.group(1)), int(m.group(2)))
@@ -221,61 +197,17 @@ def _text(text: str) -> str | None:
     return None if text.upper() in _NO_TEXT else text
 
 
-_STEPS = _Memo(lambda step: _STEP_RE.fullmatch(step) is not None, 1024)
-_STATES = _Memo(_state, 1024)
-_EXIT_CODES = _Memo(_exit_code, 1024)
-_RSS = _Memo(parse_rss_kb)
-_DURATIONS = _Memo(parse_slurm_duration)
-_TIMES = _Memo(_time)
-_TEXTS = _Memo(_text)
+_STEPS = Memo(lambda step: _STEP_RE.fullmatch(step) is not None, 1024)
+_STATES = Memo(_state, 1024)
+_EXIT_CODES = Memo(_exit_code, 1024)
+_RSS = Memo(parse_rss_kb)
+_DURATIONS = Memo(parse_slurm_duration)
+_TIMES = Memo(_time)
+_TEXTS = Memo(_text)
 
 
-def _unfrozen_builder(cls: type[T]) -> Callable[..., T]:
-    """A fast constructor for a frozen dataclass: ``build(*fields)`` equals ``cls(*fields)``.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
-    which made building rows most of the cost of a poll. This builds an instance
-    of a plain (unfrozen) twin with the same fields, where each assignment is a
-    cheap attribute store, then moves it into ``cls`` (same memory layout, so
-    ``__class__`` may be reassigned). The result is an ordinary ``cls`` instance:
-    equal, hashable and printable exactly like one made by ``cls(...)``, as the
-    unit tests check. Only for classes without ``__post_init__`` or ``__slots__``,
-    whose fields are all passed positionally.
-    """
-    if hasattr(cls, "__post_init__") or "__slots__" in vars(cls):
-        raise TypeError(f"{cls.__name__} needs its own __init__")
-
-    def move(self: object) -> None:  # the generated __init__ calls this last
-        self.__class__ = cls
-
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    twin = make_dataclass(
-        f"_Unfrozen{cls.__name__}", names, repr=False, eq=False, namespace={"__post_init__": move}
-    )
-    return cast("Callable[..., T]", twin)
-
-
-_build_row = _unfrozen_builder(SacctRow)
-_build_record = _unfrozen_builder(TaskRecord)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Suspend the cyclic garbage collector while building many objects.
-
-    Every few hundred new rows CPython runs a collection, and with hundreds of
-    thousands of live rows the full ones walk all of them, finding nothing:
-    rows hold only strings, numbers and enums. Pausing it takes about a third
-    off parsing and grouping 100,000 tasks (benchmarks/scale.py). It is turned
-    back on on the way out only if it was on (a caller's gc.disable wins).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+_build_row = unfrozen_builder(SacctRow)
+_build_record = unfrozen_builder(TaskRecord)
 
 
 def _pending_spec(row: SacctRow) -> str | None:
@@ -302,7 +234,7 @@ def group_task_records(rows: Iterable[SacctRow]) -> list[TaskRecord]:
     jobs: dict[tuple[str, int | None], SacctRow] = {}
     steps: defaultdict[tuple[str, int | None], list[SacctRow]] = defaultdict(list)
     placeholders: dict[tuple[str, int | None], SacctRow] = {}
-    with _gc_paused():
+    with gc_paused():
         for row in rows:
             if row.step is not None:
                 steps[row.array_job_id, row.array_index].append(row)

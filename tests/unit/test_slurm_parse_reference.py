@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from slurm_escalate.arrayspec import expand
 from slurm_escalate.errors import ArraySpecError, SlurmParseError
 from slurm_escalate.models import SacctRow, SlurmState, TaskRecord
-from slurm_escalate.slurm import parse
+from slurm_escalate.slurm import fastbuild, parse
 from slurm_escalate.slurm.parse import SACCT_FIELDS, group_task_records, parse_sacct
 from slurm_escalate.units import parse_rss_kb, parse_slurm_duration
 
@@ -207,7 +207,7 @@ def test_fast_builder_refuses_classes_it_would_get_wrong() -> None:
             assert self.value >= 0
 
     with pytest.raises(TypeError, match="Checked needs its own __init__"):
-        parse._unfrozen_builder(Checked)
+        fastbuild.unfrozen_builder(Checked)
 
 
 # --- parse_sacct ---------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_parsing_leaves_the_garbage_collector_as_it_was(enabled: bool) -> None:
 
 
 def test_memo_forgets_everything_when_full() -> None:
-    memo = parse._Memo(str.upper, size=2)
+    memo = fastbuild.Memo(str.upper, size=2)
     assert (memo["a"], memo["b"], memo["a"]) == ("A", "B", "A")
     assert memo["c"] == "C" and list(memo) == ["c"]
 
