@@ -2,6 +2,7 @@
 # One entry point for everything a developer or CI does, on a fresh Debian machine, as root.
 #   ./dev.sh demo      set up, start the local Slurm cluster, run the example array in the foreground
 #   ./dev.sh test      set up, start the cluster, lint, type-check, run unit + end-to-end tests
+#   ./dev.sh bench     set up, start the cluster, run every benchmark (results in benchmarks/results/)
 #   ./dev.sh setup     only install Python dependencies into .venv
 #   ./dev.sh cluster   only bring the local cluster up (docker-cluster/cluster.sh up)
 #   ./dev.sh down      stop the local cluster
@@ -44,6 +45,13 @@ demo() {
     return $rc
 }
 
+bench() {
+    setup_python
+    cluster_up
+    log "benchmarks (about 20 minutes; --quick for a smoke run); results in benchmarks/results/"
+    python "$ROOT/benchmarks/run.py" "$@"
+}
+
 run_tests() {
     setup_python
     cluster_up
@@ -65,8 +73,9 @@ run_tests() {
 case "${1:-}" in
     demo) demo ;;
     test) shift; run_tests "$@" ;;
+    bench) shift; bench "$@" ;;
     setup) setup_python ;;
     cluster) cluster_up ;;
     down) bash "$ROOT/docker-cluster/cluster.sh" down ;;
-    *) sed -n '2,7p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,8p' "$0" >&2; exit 2 ;;
 esac

@@ -109,8 +109,12 @@ def main() -> None:
     if sys.argv[1:2] == ["--monitor-only"]:  # a fresh process, so RSS is the monitor's alone
         print(json.dumps(monitor_with(int(sys.argv[2]))))
         return
-    child = subprocess.run([sys.executable, __file__, "--monitor-only", "20000"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--monitor-only", "20000"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     mon = json.loads(child.stdout.strip().splitlines()[-1])
     text = sacct_text(100_000)
     parse_s = best_of(lambda: parse_and_classify(text))

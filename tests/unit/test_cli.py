@@ -106,7 +106,6 @@ def test_dry_run_prints_the_command_and_submits_nothing(world, capsys):
     assert world["slurm"].calls["sbatch"] == 0
 
 
-
 def test_dry_run_of_an_array_beyond_max_array_size_shows_every_piece(world, capsys):
     code, out, _ = invoke(capsys, "--dry-run", "--array=998-2001%3", "-o", "x-%a", "job.sh", "a")
     assert code == 0
@@ -121,6 +120,7 @@ def test_dry_run_of_an_array_beyond_max_array_size_shows_every_piece(world, caps
         "sbatch --parsable --array=0,1%3 --output=x-2%3a job.sh a",
     ]
     assert world["slurm"].calls["sbatch"] == 0
+
 
 def test_foreground_run_parsable_and_exit_status(world, capsys):
     code, out, err = invoke(
