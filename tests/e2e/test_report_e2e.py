@@ -8,13 +8,13 @@ under CI=true a missing chromium is a failure (`./dev.sh test` installs it).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import skip_unless_ci
 
 pytestmark = pytest.mark.e2e
 
@@ -57,9 +57,7 @@ def chromium() -> str | None:
 def browser(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     exe = chromium()
     if exe is None:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail("chromium is not installed (./dev.sh test installs it)", pytrace=False)
-        pytest.skip("chromium is not installed")
+        skip_unless_ci("chromium is not installed (./dev.sh test installs it)")
     return subprocess.run(
         [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
         capture_output=True,

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import skip_unless_ci
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -813,7 +814,7 @@ def test_load_request(tmp_path):
 def test_script_copy_for_a_real_sbatch(tmp_path):
     """What the module docstring claims about sbatch 22.05 (run on the dev cluster)."""
     if shutil.which("sbatch") is None:
-        pytest.skip("no sbatch here")
+        skip_unless_ci("no sbatch here")
     text = "#!/bin/bash\n#SBATCH --mem-per-cpu=100M --time-min=10 -J t\necho\n"
     (tmp_path / "job.sh").write_text(text)
     req = make_request(["-p", "devel", "job.sh"], text)
@@ -839,7 +840,7 @@ def test_script_copy_for_a_real_sbatch(tmp_path):
 
     refused = test_only(text)
     if "Unable to contact slurm controller" in refused.stderr:
-        pytest.skip("the Slurm cluster is not running")
+        skip_unless_ci("the Slurm cluster is not running")
     assert "mutually exclusive" in refused.stderr
     accepted = test_only(resolve_directive_conflicts(text, args))
     assert accepted.returncode == 0, accepted.stderr
