@@ -28,17 +28,17 @@ from pathlib import Path
 import harness
 from loguru import logger
 
-from slurm_escalate import app
-from slurm_escalate.arrayspec import expand
-from slurm_escalate.models import (
+from slurm_escalate.arrays.spec import expand
+from slurm_escalate.core.models import (
     ClusterLimits,
     PartitionInfo,
     SacctRow,
     SlurmState,
     TaskRecord,
 )
-from slurm_escalate.monitor import Clock
-from slurm_escalate.store import ChainStore
+from slurm_escalate.engine.monitor import Clock
+from slurm_escalate.service import prepare as app
+from slurm_escalate.state.store import ChainStore
 
 TASKS = 10_000
 HOUR = 3600.0

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from loguru import logger
 
-from slurm_escalate import app
-from slurm_escalate.monitor import PollReport
+from slurm_escalate.engine.monitor import PollReport
+from slurm_escalate.service import prepare as app
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.slurm.runner import SubprocessRunner
-from slurm_escalate.store import ChainStore
+from slurm_escalate.state.store import ChainStore
 
 SCRIPT = """#!/bin/bash
 if [ $((SLURM_ARRAY_TASK_ID % {every})) -eq 8 ] && [ "$SLURM_ESCALATE_LEVEL" = 0 ]; then

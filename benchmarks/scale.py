@@ -32,11 +32,11 @@ sys.path.insert(0, str(REPO / "tests" / "unit"))
 from fakes import FakeSlurm, FastClock  # noqa: E402
 
 from slurm_escalate import app  # noqa: E402
-from slurm_escalate.arrayspec import compress, expand  # noqa: E402
-from slurm_escalate.classify import classify  # noqa: E402
-from slurm_escalate.models import ClusterLimits, Policy, SlurmState  # noqa: E402
+from slurm_escalate.arrays.spec import compress, expand  # noqa: E402
+from slurm_escalate.core.classify import classify  # noqa: E402
+from slurm_escalate.core.models import ClusterLimits, Policy, SlurmState  # noqa: E402
 from slurm_escalate.slurm.parse import group_task_records, parse_sacct  # noqa: E402
-from slurm_escalate.store import ChainStore  # noqa: E402
+from slurm_escalate.state.store import ChainStore  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 

@@ -139,7 +139,7 @@ def _console_script(name: str, func: str) -> list[str]:
         return [found]
     if name == "slurm-escalate" and (REPO / "slurm_escalate" / "__main__.py").is_file():
         return [sys.executable, "-m", "slurm_escalate"]
-    code = f"import sys; from slurm_escalate.cli import {func}; sys.exit({func}())"
+    code = f"import sys; from slurm_escalate.cli.main import {func}; sys.exit({func}())"
     return [sys.executable, "-c", code]
 
 

@@ -8,13 +8,13 @@ renderers ``markdown``, ``html`` (one self-contained file), ``jsonout``
 
 from __future__ import annotations
 
-from slurm_escalate.reporting.collect import load_reports
 from slurm_escalate.reporting.html import render_html
 from slurm_escalate.reporting.jsonout import render_json
 from slurm_escalate.reporting.markdown import render_markdown
 from slurm_escalate.reporting.model import ReportData
 from slurm_escalate.reporting.sqlite import write_sqlite
 from slurm_escalate.reporting.stats import build_report
+from slurm_escalate.service.collect import load_reports
 
 __all__ = [
     "ReportData",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from slurm_escalate.models import SKIP_HEADROOM, Level
+from slurm_escalate.core.models import SKIP_HEADROOM, Level
 from slurm_escalate.reporting import fmt
 from slurm_escalate.reporting.model import COMPLETED, Advice, AttemptRow, TaskRow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from slurm_escalate.units import format_mem
+from slurm_escalate.core.units import format_mem
 
 
 def mem(mb: float | None, *, up: bool = False) -> str:

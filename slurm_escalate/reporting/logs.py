@@ -17,10 +17,10 @@ import re
 from collections import deque
 from pathlib import Path
 
-from slurm_escalate.chain import Attempt, Chain
-from slurm_escalate.errors import EscalateError
+from slurm_escalate.core.chain import Attempt, Chain
+from slurm_escalate.core.errors import EscalateError
 from slurm_escalate.reporting.model import LogTail
-from slurm_escalate.sbatch_args import JobRequest, effective, make_request
+from slurm_escalate.sbatch.args import JobRequest, effective, make_request
 
 TAIL_LINES = 5
 NO_ARRAY_INDEX = 4294967294  # what %a becomes outside an array (NO_VAL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from slurm_escalate.arrayspec import compress
+from slurm_escalate.arrays.spec import compress
 from slurm_escalate.reporting import fmt
 from slurm_escalate.reporting.model import ReportData, Spread
 

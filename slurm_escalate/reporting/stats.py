@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import TypeVar
 
-from slurm_escalate.arrayspec import expand
-from slurm_escalate.chain import Chain, Submission, SubmissionStatus
-from slurm_escalate.models import Level, TaskState
+from slurm_escalate.arrays.spec import expand
+from slurm_escalate.core.chain import Chain, Submission, SubmissionStatus
+from slurm_escalate.core.models import Level, TaskState
+from slurm_escalate.core.units import parse_mem_mb
 from slurm_escalate.reporting.advice import right_size
 from slurm_escalate.reporting.model import (
     COMPLETED,
@@ -35,7 +36,6 @@ from slurm_escalate.reporting.model import (
     TaskRow,
 )
 from slurm_escalate.reporting.usage import cost, node_rows
-from slurm_escalate.units import parse_mem_mb
 
 T = TypeVar("T")
 _PROBLEM_STATES = (TaskState.FAILED, TaskState.EXHAUSTED, TaskState.CANCELLED)

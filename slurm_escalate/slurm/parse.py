@@ -11,18 +11,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
-from slurm_escalate.arrayspec import expand
-from slurm_escalate.errors import ArraySpecError, SlurmParseError
-from slurm_escalate.models import (
+from slurm_escalate.arrays.spec import expand
+from slurm_escalate.core.errors import ArraySpecError, SlurmParseError
+from slurm_escalate.core.models import (
     ClusterLimits,
     PartitionInfo,
     SacctRow,
     SlurmState,
     TaskRecord,
 )
+from slurm_escalate.core.units import parse_rss_kb, parse_slurm_duration
 from slurm_escalate.slurm.fastbuild import Memo, gc_paused, unfrozen_builder
 from slurm_escalate.slurm.hostlist import expand_hostlist
-from slurm_escalate.units import parse_rss_kb, parse_slurm_duration
 
 #: ``sacct --format`` fields, in the order parse_sacct reads them. JobName is
 #: last on purpose: it is the only user-chosen text, and ``--parsable2`` does

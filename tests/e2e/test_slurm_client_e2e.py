@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from slurm_escalate.classify import classify
-from slurm_escalate.models import FailureKind, Policy, SlurmState, TaskRecord
+from slurm_escalate.core.classify import classify
+from slurm_escalate.core.models import FailureKind, Policy, SlurmState, TaskRecord
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.slurm.runner import SubprocessRunner
 

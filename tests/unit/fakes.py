@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slurm_escalate.arrayspec import expand
-from slurm_escalate.errors import SlurmCommandError
-from slurm_escalate.models import (
+from slurm_escalate.arrays.spec import expand
+from slurm_escalate.core.errors import SlurmCommandError
+from slurm_escalate.core.models import (
     ClusterLimits,
     PartitionInfo,
     SacctRow,
     SlurmState,
     TaskRecord,
 )
-from slurm_escalate.monitor import Clock
+from slurm_escalate.engine.monitor import Clock
 
 Outcome = Callable[[int | None, int, int], tuple[SlurmState, str]]  # -> (state, "code:signal")
 # -> extra SacctRow fields of a finished attempt (start, end, elapsed_s, nodes, req_mem, ...)

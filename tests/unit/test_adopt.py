@@ -11,15 +11,18 @@ from pathlib import Path
 import pytest
 from fakes import FakeSlurm, FastClock, Job
 
-from slurm_escalate import adopt, app, cli, cli_ops
-from slurm_escalate.chain import SubmissionStatus
-from slurm_escalate.errors import UsageError
-from slurm_escalate.models import ChainState, Policy, SlurmState, TaskState
-from slurm_escalate.plan import PlanContext
+from slurm_escalate.cli import main as cli
+from slurm_escalate.cli import ops as cli_ops
+from slurm_escalate.core.chain import SubmissionStatus
+from slurm_escalate.core.errors import UsageError
+from slurm_escalate.core.models import ChainState, Policy, SlurmState, TaskState
+from slurm_escalate.sbatch.plan import PlanContext
+from slurm_escalate.service import adopt
+from slurm_escalate.service import prepare as app
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.slurm.parse import group_task_records, parse_sacct
 from slurm_escalate.slurm.runner import CommandResult
-from slurm_escalate.store import ChainStore
+from slurm_escalate.state.store import ChainStore
 
 DATA = Path(__file__).parent / "data"
 
@@ -193,8 +196,8 @@ levels:
 
 
 def test_diagnose_and_plan_only_the_failed_tasks(tmp_path: Path):
-    from slurm_escalate.config import load_policy
-    from slurm_escalate.sbatch_args import make_request, requested_level
+    from slurm_escalate.core.ladder import load_policy
+    from slurm_escalate.sbatch.args import make_request, requested_level
 
     (tmp_path / "ladder.yaml").write_text(LADDER)
     policy = load_policy(tmp_path / "ladder.yaml")
@@ -230,8 +233,8 @@ def test_diagnose_and_plan_only_the_failed_tasks(tmp_path: Path):
 
 
 def test_learned_base_takes_what_slurm_granted_without_a_ladder():
-    from slurm_escalate.config import builtin_policy
-    from slurm_escalate.models import Level
+    from slurm_escalate.core.ladder import builtin_policy
+    from slurm_escalate.core.models import Level
 
     recs = records("50", [("OUT_OF_MEMORY", "0:125")])
     base = adopt.learned_base(Level(), recs, builtin_policy(None, None))

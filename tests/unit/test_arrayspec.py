@@ -1,4 +1,4 @@
-"""--array parsing, compression and splitting (slurm_escalate.arrayspec)."""
+"""--array parsing, compression and splitting (slurm_escalate.arrays.spec)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurm_escalate.arrayspec import (
+from slurm_escalate.arrays.spec import (
     MAX_INDEX,
     ArraySpec,
     compress,
@@ -15,7 +15,7 @@ from slurm_escalate.arrayspec import (
     parse_array_spec,
     split_indices,
 )
-from slurm_escalate.errors import ArraySpecError
+from slurm_escalate.core.errors import ArraySpecError
 
 # --- parsing ---------------------------------------------------------------------------
 

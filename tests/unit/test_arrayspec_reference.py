@@ -22,14 +22,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurm_escalate.arrayspec import (
+from slurm_escalate.arrays.spec import (
     MAX_INDEX,
     MAX_SPEC_INDICES,
     ArraySpec,
     compress,
     parse_array_spec,
 )
-from slurm_escalate.errors import ArraySpecError
+from slurm_escalate.core.errors import ArraySpecError
 
 # --- the reference (the implementation before the "Scale and speed" rewrite) -------------
 

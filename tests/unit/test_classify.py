@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from slurm_escalate.classify import action_for, classify, decide, skip_target_level
-from slurm_escalate.models import (
+from slurm_escalate.core.classify import action_for, classify, decide, skip_target_level
+from slurm_escalate.core.models import (
     Action,
     Classification,
     Decision,

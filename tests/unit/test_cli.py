@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fakes import FakeSlurm, ok
 
-from slurm_escalate import cli
-from slurm_escalate.models import SlurmState
+from slurm_escalate.cli import main as cli
+from slurm_escalate.core.models import SlurmState
 
 LADDER = """\
 levels:

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from fakes import FakeSlurm, ok
 
-from slurm_escalate import cli, cli_ops
-from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
-from slurm_escalate.models import ChainState, TaskState
-from slurm_escalate.ops import CANCEL_REASON
+from slurm_escalate.cli import main as cli
+from slurm_escalate.cli import ops as cli_ops
+from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.core.models import ChainState, TaskState
+from slurm_escalate.service.ops import CANCEL_REASON
 from slurm_escalate.slurm.runner import SubprocessRunner
-from slurm_escalate.store import ChainStore
+from slurm_escalate.state.store import ChainStore
 
 CHAIN_ID = "20261122-101500-ab12"
 
@@ -286,7 +287,7 @@ def test_cancel_refuses_while_a_monitor_elsewhere_holds_the_chain(store, capsys,
     monkeypatch.setattr(cli, "client_factory", lambda: CancelSlurm(ok))
     code = (
         "import sys, time\n"
-        "from slurm_escalate.store import ChainStore\n"
+        "from slurm_escalate.state.store import ChainStore\n"
         "with ChainStore().lock(sys.argv[1]):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(60)\n"
@@ -306,7 +307,7 @@ def test_cancel_refuses_while_a_monitor_elsewhere_holds_the_chain(store, capsys,
 
 
 def test_cancel_when_scancel_fails_changes_nothing(store, capsys, monkeypatch):
-    from slurm_escalate.errors import SlurmCommandError
+    from slurm_escalate.core.errors import SlurmCommandError
 
     class Refusing(FakeSlurm):
         def cancel(self, job_ids):

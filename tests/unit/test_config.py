@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slurm_escalate.config import (
+from slurm_escalate.core.errors import ConfigError
+from slurm_escalate.core.ladder import (
     builtin_policy,
     check_against_cluster,
     level_at,
@@ -16,8 +17,7 @@ from slurm_escalate.config import (
     multiplier_level,
     policy_from_mapping,
 )
-from slurm_escalate.errors import ConfigError
-from slurm_escalate.models import (
+from slurm_escalate.core.models import (
     DEFAULT_EXIT_CODES,
     DEFAULT_STATE_HANDLING,
     Action,

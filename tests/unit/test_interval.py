@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slurm_escalate.interval import (
+from slurm_escalate.core.interval import (
     BACKOFF_CAP,
     LIMIT_GRACE,
     OVERDUE_WINDOW,

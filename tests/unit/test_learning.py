@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from slurm_escalate.chain import Attempt, TaskStatus
-from slurm_escalate.learning import levels_needed, sibling_level
-from slurm_escalate.models import FailureKind, TaskState
+from slurm_escalate.core.chain import Attempt, TaskStatus
+from slurm_escalate.core.learning import levels_needed, sibling_level
+from slurm_escalate.core.models import FailureKind, TaskState
 
 OOM, DONE, TIMEOUT = "OUT_OF_MEMORY", "COMPLETED", "TIMEOUT"
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from fakes import FakeSlurm, FastClock, ok
 
-from slurm_escalate import app
-from slurm_escalate.chain import SubmissionStatus
-from slurm_escalate.errors import SlurmCommandError
-from slurm_escalate.models import ChainState, SlurmState, TaskState
-from slurm_escalate.monitor import FirstSubmissionRefused, Monitor, PollReport
-from slurm_escalate.store import ChainStore
+from slurm_escalate.core.chain import SubmissionStatus
+from slurm_escalate.core.errors import SlurmCommandError
+from slurm_escalate.core.models import ChainState, SlurmState, TaskState
+from slurm_escalate.engine.monitor import FirstSubmissionRefused, Monitor, PollReport
+from slurm_escalate.service import prepare as app
+from slurm_escalate.state.store import ChainStore
 
 LADDER = """\
 levels:
@@ -282,7 +282,7 @@ def test_a_new_array_seen_only_under_its_bare_id_is_not_vanished(tmp_path: Path)
 
 
 def _bare(job_id: str):
-    from slurm_escalate.models import SacctRow, TaskRecord
+    from slurm_escalate.core.models import SacctRow, TaskRecord
 
     row = SacctRow(
         job_id=job_id,
@@ -537,7 +537,7 @@ def test_skip_sends_later_ooms_where_siblings_completed(tmp_path: Path) -> None:
 
 
 def test_unreadable_sacct_output_is_backed_off_not_fatal(tmp_path: Path) -> None:
-    from slurm_escalate.errors import SlurmParseError
+    from slurm_escalate.core.errors import SlurmParseError
 
     slurm = FakeSlurm(ok)
     real_query, broken = slurm.query, [2]

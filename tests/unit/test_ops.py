@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
-from slurm_escalate.models import ChainState, TaskState
-from slurm_escalate.ops import (
+from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.core.models import ChainState, TaskState
+from slurm_escalate.service.ops import (
     CANCEL_REASON,
     Snapshot,
     ago,

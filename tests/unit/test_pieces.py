@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurm_escalate.arrayspec import compress
-from slurm_escalate.pieces import (
+from slurm_escalate.arrays.pieces import (
     Piece,
     block_size,
     directive_header,
@@ -21,6 +20,7 @@ from slurm_escalate.pieces import (
     plan_pieces,
     wrapper_script,
 )
+from slurm_escalate.arrays.spec import compress
 
 
 @pytest.mark.parametrize(

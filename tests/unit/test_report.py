@@ -21,12 +21,10 @@ from typing import Any
 import pytest
 from fakes import FakeSlurm, FastClock
 
-from slurm_escalate import app
-from slurm_escalate.chain import Chain
-from slurm_escalate.models import Level, SlurmState
+from slurm_escalate.core.chain import Chain
+from slurm_escalate.core.models import Level, SlurmState
 from slurm_escalate.reporting import fmt
 from slurm_escalate.reporting.advice import right_size
-from slurm_escalate.reporting.collect import chain_report, levels_for
 from slurm_escalate.reporting.model import (
     AttemptRow,
     Cost,
@@ -37,7 +35,9 @@ from slurm_escalate.reporting.model import (
     TaskRow,
 )
 from slurm_escalate.reporting.stats import build_report, req_mem_mb
-from slurm_escalate.store import ChainStore
+from slurm_escalate.service import prepare as app
+from slurm_escalate.service.collect import chain_report, levels_for
+from slurm_escalate.state.store import ChainStore
 
 LADDER = """\
 levels:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_report import mixed_chain
 
-from slurm_escalate import cli
+from slurm_escalate.cli import main as cli
 
 
 @pytest.fixture

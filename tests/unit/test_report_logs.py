@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_report import mixed_chain
 
-from slurm_escalate.chain import Attempt
+from slurm_escalate.core.chain import Attempt
 from slurm_escalate.reporting.logs import (
     expand_pattern,
     log_path,

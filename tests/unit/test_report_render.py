@@ -13,11 +13,11 @@ import pytest
 from fakes import FakeSlurm, FastClock, ok
 from test_report import mixed_chain
 
-from slurm_escalate import app
 from slurm_escalate.reporting import render_html, render_json, render_markdown, write_sqlite
-from slurm_escalate.reporting.collect import chain_report
 from slurm_escalate.reporting.model import ReportData
-from slurm_escalate.store import ChainStore
+from slurm_escalate.service import prepare as app
+from slurm_escalate.service.collect import chain_report
+from slurm_escalate.state.store import ChainStore
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = 1_790_000_100.0

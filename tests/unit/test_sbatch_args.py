@@ -11,10 +11,10 @@ from conftest import skip_unless_ci
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slurm_escalate.arrayspec import ArraySpec
-from slurm_escalate.errors import ArraySpecError, ScriptError, UsageError
-from slurm_escalate.models import Level
-from slurm_escalate.sbatch_args import (
+from slurm_escalate.arrays.spec import ArraySpec
+from slurm_escalate.core.errors import ArraySpecError, ScriptError, UsageError
+from slurm_escalate.core.models import Level
+from slurm_escalate.sbatch.args import (
     JobRequest,
     SbatchOption,
     array_spec,
@@ -32,7 +32,7 @@ from slurm_escalate.sbatch_args import (
     resolve_script,
     split_command_line,
 )
-from slurm_escalate.sbatch_options import LONG_NAMES, OPTIONS, SHORT
+from slurm_escalate.sbatch.options import LONG_NAMES, OPTIONS, SHORT
 
 SCRIPT = "#!/bin/bash\necho hi\n"
 

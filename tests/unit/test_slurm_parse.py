@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from slurm_escalate.classify import classify
-from slurm_escalate.errors import SlurmParseError
-from slurm_escalate.models import (
+from slurm_escalate.core.classify import classify
+from slurm_escalate.core.errors import SlurmParseError
+from slurm_escalate.core.models import (
     ClusterLimits,
     FailureKind,
     PartitionInfo,

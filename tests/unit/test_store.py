@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
-from slurm_escalate.errors import StateError
-from slurm_escalate.models import ChainState, Level, TaskState
-from slurm_escalate.store import ChainStore, default_home
+from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.core.errors import StateError
+from slurm_escalate.core.models import ChainState, Level, TaskState
+from slurm_escalate.state.store import ChainStore, default_home
 
 
 def make_chain(chain_id: str = "20261122-101500-ab12") -> Chain:

@@ -34,10 +34,11 @@ import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from slurm_escalate.arrayspec import ArraySpec, parse_array_spec
-from slurm_escalate.errors import ScriptError, UsageError
-from slurm_escalate.models import Level
-from slurm_escalate.sbatch_options import (
+from slurm_escalate.arrays.spec import ArraySpec, parse_array_spec
+from slurm_escalate.core.errors import ScriptError, UsageError
+from slurm_escalate.core.models import Level
+from slurm_escalate.core.units import format_mem, format_time, parse_mem_mb, parse_time_s
+from slurm_escalate.sbatch.options import (
     LONG_NAMES,
     OPTIONS,
     REFUSED,
@@ -50,7 +51,6 @@ from slurm_escalate.sbatch_options import (
     directive_words,
     getopt,
 )
-from slurm_escalate.units import format_mem, format_time, parse_mem_mb, parse_time_s
 
 #: sbatch refuses any two of these together (from any mix of command line and script)
 MEM_OPTIONS = frozenset({"mem", "mem-per-cpu", "mem-per-gpu"})

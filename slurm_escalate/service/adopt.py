@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from slurm_escalate.arrayspec import compress, format_array
-from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus
-from slurm_escalate.classify import classify, decide
-from slurm_escalate.errors import SlurmCommandError, UsageError
-from slurm_escalate.models import (
+from slurm_escalate.arrays.spec import compress, format_array
+from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus
+from slurm_escalate.core.classify import classify, decide
+from slurm_escalate.core.errors import SlurmCommandError, UsageError
+from slurm_escalate.core.models import (
     FailureKind,
     Level,
     Policy,
@@ -36,12 +36,12 @@ from slurm_escalate.models import (
     TaskRecord,
     TaskState,
 )
-from slurm_escalate.plan import PlanContext, PlannedSubmission, group_retries, plan_group
-from slurm_escalate.sbatch_args import _without
-from slurm_escalate.sbatch_options import OptionSyntaxError, getopt
+from slurm_escalate.core.units import format_time, parse_mem_mb, parse_slurm_duration
+from slurm_escalate.sbatch.args import _without
+from slurm_escalate.sbatch.options import OptionSyntaxError, getopt
+from slurm_escalate.sbatch.plan import PlanContext, PlannedSubmission, group_retries, plan_group
 from slurm_escalate.slurm.client import SlurmClient, query_env
 from slurm_escalate.slurm.parse import parse_scontrol_oneliner
-from slurm_escalate.units import format_time, parse_mem_mb, parse_slurm_duration
 
 #: Options of the original line that must not come back: adopt adds --parsable
 #: itself, --wait would block, and --chdir is already resolved into WorkDir.

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from slurm_escalate.arrayspec import compress, format_array
-from slurm_escalate.config import level_at
-from slurm_escalate.models import Level, Policy
-from slurm_escalate.pieces import PATTERN_OPTIONS, Piece, map_pattern, plan_pieces
-from slurm_escalate.sbatch_args import JobRequest, build_sbatch_args, effective
+from slurm_escalate.arrays.pieces import PATTERN_OPTIONS, Piece, map_pattern, plan_pieces
+from slurm_escalate.arrays.spec import compress, format_array
+from slurm_escalate.core.ladder import level_at
+from slurm_escalate.core.models import Level, Policy
+from slurm_escalate.sbatch.args import JobRequest, build_sbatch_args, effective
 
 ENV_CHAIN_ID = "SLURM_ESCALATE_CHAIN_ID"
 ENV_LEVEL = "SLURM_ESCALATE_LEVEL"

@@ -17,15 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from slurm_escalate.arrayspec import compress
-from slurm_escalate.chain import Chain, TaskStatus
-from slurm_escalate.classify import classify, decide
-from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
-from slurm_escalate.faults import crash_point
-from slurm_escalate.hooks import HookRunner, run_hook
-from slurm_escalate.interval import next_poll_interval
-from slurm_escalate.learning import sibling_level
-from slurm_escalate.models import (
+from slurm_escalate.arrays.spec import compress
+from slurm_escalate.core.chain import Chain, TaskStatus
+from slurm_escalate.core.classify import classify, decide
+from slurm_escalate.core.errors import EscalateError, SlurmCommandError, SlurmParseError
+from slurm_escalate.core.interval import next_poll_interval
+from slurm_escalate.core.learning import sibling_level
+from slurm_escalate.core.models import (
     ChainState,
     Classification,
     FailureKind,
@@ -34,11 +32,13 @@ from slurm_escalate.models import (
     TaskRecord,
     TaskState,
 )
-from slurm_escalate.plan import PlanContext, resources_for
+from slurm_escalate.core.units import parse_mem_mb
+from slurm_escalate.engine.hooks import HookRunner, run_hook
+from slurm_escalate.engine.submitter import Clock, FirstSubmissionRefused, Submitter
+from slurm_escalate.sbatch.plan import PlanContext, resources_for
 from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.store import ChainStore
-from slurm_escalate.submitter import Clock, FirstSubmissionRefused, Submitter
-from slurm_escalate.units import parse_mem_mb
+from slurm_escalate.state.faults import crash_point
+from slurm_escalate.state.store import ChainStore
 
 __all__ = ["Clock", "FirstSubmissionRefused", "Monitor", "PollReport"]
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from slurm_escalate.app import stored_policy
-from slurm_escalate.chain import Chain
-from slurm_escalate.config import level_at
-from slurm_escalate.errors import EscalateError, UsageError
-from slurm_escalate.models import Level
+from slurm_escalate.core.chain import Chain
+from slurm_escalate.core.errors import EscalateError, UsageError
+from slurm_escalate.core.ladder import level_at
+from slurm_escalate.core.models import Level
 from slurm_escalate.reporting.logs import task_logs
 from slurm_escalate.reporting.model import ReportData
 from slurm_escalate.reporting.stats import build_report, problem_indices
-from slurm_escalate.store import ChainStore
+from slurm_escalate.service.prepare import stored_policy
+from slurm_escalate.state.store import ChainStore
 
 
 def levels_for(chain: Chain, store: ChainStore) -> dict[int, Level]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 
-from slurm_escalate.arrayspec import ArraySpec
-from slurm_escalate.errors import UsageError
-from slurm_escalate.models import ClusterLimits
-from slurm_escalate.sbatch_args import JobRequest
+from slurm_escalate.arrays.spec import ArraySpec
+from slurm_escalate.core.errors import UsageError
+from slurm_escalate.core.models import ClusterLimits
+from slurm_escalate.sbatch.args import JobRequest
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EXPORT_WORDS = {"ALL", "NONE", "NIL"}

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from loguru import logger
 
-from slurm_escalate.arrayspec import compress, expand
-from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
-from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
-from slurm_escalate.faults import crash_point
-from slurm_escalate.models import ChainState, TaskState
-from slurm_escalate.pieces import wrapper_script
-from slurm_escalate.plan import (
+from slurm_escalate.arrays.pieces import wrapper_script
+from slurm_escalate.arrays.spec import compress, expand
+from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.core.errors import EscalateError, SlurmCommandError, SlurmParseError
+from slurm_escalate.core.models import ChainState, TaskState
+from slurm_escalate.sbatch.args import build_sbatch_args, effective, resolve_directive_conflicts
+from slurm_escalate.sbatch.plan import (
     PlanContext,
     PlannedSubmission,
     chain_env,
@@ -32,9 +32,9 @@ from slurm_escalate.plan import (
     resources_for,
     submission_env,
 )
-from slurm_escalate.sbatch_args import build_sbatch_args, effective, resolve_directive_conflicts
 from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.store import ChainStore
+from slurm_escalate.state.faults import crash_point
+from slurm_escalate.state.store import ChainStore
 
 MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
 WRAPPER_NAME = "array-wrapper.sh"

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from slurm_escalate.errors import StateError
+from slurm_escalate.core.errors import StateError
 from slurm_escalate.reporting import (
     load_reports,
     render_html,
@@ -21,7 +21,7 @@ from slurm_escalate.reporting import (
     render_markdown,
     write_sqlite,
 )
-from slurm_escalate.store import ChainStore
+from slurm_escalate.state.store import ChainStore
 
 EXIT_OK = 0
 FORMATS = ("md", "json", "html")
@@ -49,7 +49,7 @@ def _domain_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """cli._domain_errors (one-line errors, exit 2), looked up when the command runs."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from slurm_escalate.cli import _domain_errors as translate
+        from slurm_escalate.cli.main import _domain_errors as translate
 
         return translate(fn)(*args, **kwargs)
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from slurm_escalate.chain import TaskStatus
-from slurm_escalate.models import FailureKind
+from slurm_escalate.core.chain import TaskStatus
+from slurm_escalate.core.models import FailureKind
 
 MIN_EVIDENCE = 3
 

@@ -21,19 +21,19 @@ from typing import Any
 import click
 from loguru import logger
 
-from slurm_escalate import app
-from slurm_escalate.chain import Chain
-from slurm_escalate.console import Console, add_file_sink
-from slurm_escalate.daemon import DetachError, detach
-from slurm_escalate.errors import EscalateError, UsageError
-from slurm_escalate.models import ChainState
-from slurm_escalate.monitor import Monitor
-from slurm_escalate.pieces import plan_pieces
-from slurm_escalate.redact import mask_command_line
-from slurm_escalate.report import list_rows, status_json, summary
-from slurm_escalate.sbatch_args import build_sbatch_args
+from slurm_escalate.arrays.pieces import plan_pieces
+from slurm_escalate.cli.console import Console, add_file_sink
+from slurm_escalate.cli.redact import mask_command_line
+from slurm_escalate.core.chain import Chain
+from slurm_escalate.core.errors import EscalateError, UsageError
+from slurm_escalate.core.models import ChainState
+from slurm_escalate.engine.daemon import DetachError, detach
+from slurm_escalate.engine.monitor import Monitor
+from slurm_escalate.reporting.summary import list_rows, status_json, summary
+from slurm_escalate.sbatch.args import build_sbatch_args
+from slurm_escalate.service import prepare as app
 from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.store import ChainStore
+from slurm_escalate.state.store import ChainStore
 
 
 def _default_client() -> SlurmClient:
@@ -198,8 +198,8 @@ def submit(
 
 
 def _dry_run(prepared: app.Prepared) -> int:
-    from slurm_escalate.arrayspec import compress, format_array
-    from slurm_escalate.plan import MAX_SPEC_CHARS, pattern_overrides, resources_for
+    from slurm_escalate.arrays.spec import compress, format_array
+    from slurm_escalate.sbatch.plan import MAX_SPEC_CHARS, pattern_overrides, resources_for
 
     policy = prepared.policy
     resources = resources_for(policy, policy.start_level, prepared.base)
@@ -423,13 +423,13 @@ cli.add_command(list_chains)
 cli.add_command(status)
 cli.add_command(resume)
 
-from slurm_escalate.cli_ops import adopt, cancel, log, watch  # noqa: E402  (they use cli)
+from slurm_escalate.cli.ops import adopt, cancel, log, watch  # noqa: E402  (they use cli)
 
 cli.add_command(watch)
 cli.add_command(log)
 cli.add_command(cancel)
 cli.add_command(adopt)
-from slurm_escalate.cli_report import report  # noqa: E402
+from slurm_escalate.cli.report import report  # noqa: E402
 
 cli.add_command(report)
 

@@ -14,9 +14,9 @@ from typing import TextIO
 
 from loguru import logger
 
-from slurm_escalate.chain import Chain
-from slurm_escalate.monitor import PollReport
-from slurm_escalate.report import counts_line, live_block
+from slurm_escalate.core.chain import Chain
+from slurm_escalate.engine.monitor import PollReport
+from slurm_escalate.reporting.summary import counts_line, live_block
 
 LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss} {level:<7} {message}"
 LEVELS = {-1: "WARNING", 0: "INFO", 1: "DEBUG"}

@@ -25,7 +25,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from slurm_escalate.arrayspec import split_indices
+from slurm_escalate.arrays.spec import split_indices
 
 ENV_TASK_ID = "SLURM_ESCALATE_TASK_ID"
 ENV_SLOT = "SLURM_ESCALATE_ARRAY_SLOT"

@@ -27,15 +27,19 @@ from typing import Any, TextIO
 import click
 from loguru import logger
 
-from slurm_escalate import adopt as adopting
-from slurm_escalate import app
-from slurm_escalate.chain import Chain
-from slurm_escalate.config import builtin_policy, check_against_cluster, load_policy
-from slurm_escalate.console import Console, add_file_sink
-from slurm_escalate.daemon import detach
-from slurm_escalate.errors import ScriptError, StateError, UsageError
-from slurm_escalate.models import ChainState
-from slurm_escalate.ops import (
+from slurm_escalate.cli.console import Console, add_file_sink
+from slurm_escalate.core.chain import Chain
+from slurm_escalate.core.errors import ScriptError, StateError, UsageError
+from slurm_escalate.core.ladder import builtin_policy, check_against_cluster, load_policy
+from slurm_escalate.core.models import ChainState
+from slurm_escalate.engine.daemon import detach
+from slurm_escalate.engine.submitter import LOOKUP_SLACK_S, TOKEN_PREFIX
+from slurm_escalate.sbatch.args import array_spec, effective, load_request, make_request
+from slurm_escalate.sbatch.args import requested_level as requested
+from slurm_escalate.sbatch.plan import PlanContext, resources_for
+from slurm_escalate.service import adopt as adopting
+from slurm_escalate.service import prepare as app
+from slurm_escalate.service.ops import (
     Snapshot,
     cancel_plan,
     exit_status,
@@ -45,12 +49,8 @@ from slurm_escalate.ops import (
     read_tail,
     recent_events,
 )
-from slurm_escalate.plan import PlanContext, resources_for
-from slurm_escalate.sbatch_args import array_spec, effective, load_request, make_request
-from slurm_escalate.sbatch_args import requested_level as requested
 from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.store import LOG_FILE, ChainStore
-from slurm_escalate.submitter import LOOKUP_SLACK_S, TOKEN_PREFIX
+from slurm_escalate.state.store import LOG_FILE, ChainStore
 
 HELP = {"help_option_names": ["-h", "--help"]}
 EXIT_INTERRUPTED = 130
@@ -60,7 +60,7 @@ STOP_WAIT_S = 20.0  # cancel: how long the monitor may take to let go of the cha
 
 
 def _cli() -> ModuleType:
-    from slurm_escalate import cli
+    from slurm_escalate.cli import main as cli
 
     return cli
 

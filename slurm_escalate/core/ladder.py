@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from slurm_escalate.errors import ConfigError
-from slurm_escalate.models import (
+from slurm_escalate.core.errors import ConfigError
+from slurm_escalate.core.models import (
     DEFAULT_EXIT_CODES,
     DEFAULT_STATE_HANDLING,
     SKIP_HEADROOM,
@@ -35,7 +35,7 @@ from slurm_escalate.models import (
     PartitionInfo,
     Policy,
 )
-from slurm_escalate.units import format_mem, format_time, parse_mem_mb, parse_time_s
+from slurm_escalate.core.units import format_mem, format_time, parse_mem_mb, parse_time_s
 
 HOOK_KEYS = ("on_complete", "on_exhausted", "recovery_hook")
 TOP_KEYS = (

@@ -35,9 +35,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from slurm_escalate.chain import Chain, from_dict, to_dict
-from slurm_escalate.errors import StateError
-from slurm_escalate.faults import crash_point
+from slurm_escalate.core.chain import Chain, from_dict, to_dict
+from slurm_escalate.core.errors import StateError
+from slurm_escalate.state.faults import crash_point
 
 STATE_FILE = "state.json"
 LOG_FILE = "monitor.log"

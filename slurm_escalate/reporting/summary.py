@@ -7,8 +7,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from slurm_escalate.chain import Attempt, Chain, SubmissionStatus, TaskStatus
-from slurm_escalate.models import TaskState
+from slurm_escalate.core.chain import Attempt, Chain, SubmissionStatus, TaskStatus
+from slurm_escalate.core.models import TaskState
 
 _ORDER = [
     TaskState.PENDING,

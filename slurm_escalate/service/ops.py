@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slurm_escalate.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus, to_dict
-from slurm_escalate.models import ChainState, FailureKind, TaskState
-from slurm_escalate.report import counts_line, elapsed
+from slurm_escalate.core.chain import (
+    Attempt,
+    Chain,
+    Submission,
+    SubmissionStatus,
+    TaskStatus,
+    to_dict,
+)
+from slurm_escalate.core.models import ChainState, FailureKind, TaskState
+from slurm_escalate.reporting.summary import counts_line, elapsed
 
 COLUMNS = ("pending", "running", "done", "OOM", "timeout", "failed", "cancelled")
 CANCEL_REASON = "cancelled by slurm-escalate cancel"

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from slurm_escalate.errors import StateError
-from slurm_escalate.models import ChainState, Level, TaskState
+from slurm_escalate.core.errors import StateError
+from slurm_escalate.core.models import ChainState, Level, TaskState
 
 SCHEMA_VERSION = 1
 

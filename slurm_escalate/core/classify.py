@@ -9,7 +9,7 @@ user sees in ``squeue``/``sacct`` and what Slurm itself acts on.
 
 from __future__ import annotations
 
-from slurm_escalate.models import (
+from slurm_escalate.core.models import (
     DEFAULT_STATE_HANDLING,
     FINAL_SLURM_STATES,
     SKIP_HEADROOM,

@@ -14,22 +14,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from slurm_escalate.chain import Chain, TaskStatus
-from slurm_escalate.config import builtin_policy, check_against_cluster, load_policy
-from slurm_escalate.errors import StateError, UsageError
-from slurm_escalate.models import ClusterLimits, Level, Policy
-from slurm_escalate.monitor import Clock, Monitor
-from slurm_escalate.plan import PlanContext
-from slurm_escalate.sbatch_args import (
+from slurm_escalate.core.chain import Chain, TaskStatus
+from slurm_escalate.core.errors import StateError, UsageError
+from slurm_escalate.core.ladder import builtin_policy, check_against_cluster, load_policy
+from slurm_escalate.core.models import ClusterLimits, Level, Policy
+from slurm_escalate.engine.monitor import Clock, Monitor
+from slurm_escalate.sbatch.args import (
     JobRequest,
     array_spec,
     load_request,
     make_request,
     requested_level,
 )
+from slurm_escalate.sbatch.plan import PlanContext
+from slurm_escalate.sbatch.validate import check_request
 from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.store import ChainStore, new_chain_id
-from slurm_escalate.validate import check_request
+from slurm_escalate.state.store import ChainStore, new_chain_id
 
 LADDER_COPY = "ladder.yaml"
 OWN_OPTIONS = frozenset(
