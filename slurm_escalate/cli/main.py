@@ -26,6 +26,7 @@ from slurm_escalate.cli.console import Console, add_file_sink
 from slurm_escalate.cli.redact import mask_command_line
 from slurm_escalate.core.chain import Chain
 from slurm_escalate.core.errors import EscalateError, UsageError
+from slurm_escalate.core.events import ChainSet
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.engine.daemon import DetachError, detach
 from slurm_escalate.engine.monitor import Monitor
@@ -315,13 +316,13 @@ def resume(
     chain = store.load(chain_ref)
     with store.lock(chain.chain_id, wait_s=0):  # fail now, not in the daemon, if one runs
         chain = store.load(chain.chain_id)
+    polls = ChainSet()
     if min_poll is not None:
         if min_poll <= 0:
             raise UsageError(f"--min-poll must be positive, got {min_poll:g}")
-        chain.min_poll = min_poll
-        chain.max_poll = max(chain.max_poll, min_poll)
+        polls.min_poll, polls.max_poll = min_poll, max(chain.max_poll, min_poll)
     if max_poll is not None:
-        chain.max_poll = max(max_poll, chain.min_poll)
+        polls.max_poll = max(max_poll, polls.min_poll or chain.min_poll)
     if chain.state is not ChainState.RUNNING:
         click.echo(summary(chain, time.time()))
         return EXIT_OK if chain.state is ChainState.COMPLETED else EXIT_TASKS_FAILED
@@ -329,6 +330,8 @@ def resume(
     prepared = app.reload(chain, store, client)
     log_path = str(store.log_path(chain.chain_id))
     monitor = app.make_monitor(chain, prepared, store, client, os.environ)
+    if polls != ChainSet():
+        monitor.book.record(polls)
     if detached:
         pid = detach(lambda stop: _daemon_main(monitor, store, log_path, stop), cwd=chain.cwd)
         click.echo(f"chain {chain.chain_id}: monitor pid {pid}, log {log_path}")

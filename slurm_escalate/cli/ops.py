@@ -283,8 +283,10 @@ def cancel(chain_ref: str) -> int:
             client.cancel(job_ids)
         if stopped:
             _gone(stopped, 5.0)  # so its last words land in the log before ours
-        count = mark_cancelled(chain, time.time())
-        store.save(chain)
+        book = store.open_book(cid, time.time())
+        count = len(cancel_plan(book.chain).tasks)
+        book.record(*mark_cancelled(book.chain, time.time()))
+        book.close()
     jobs = f"scancel {' '.join(job_ids)}" if job_ids else "no live job"
     monitor = f"; monitor pid {stopped} stopped" if stopped else ""
     message = f"chain {cid} CANCELLED: {jobs}; {count} task(s) marked CANCELLED{monitor}"
@@ -456,15 +458,20 @@ def _start(
     verbosity: int,
 ) -> int:
     cli, store = _cli(), ChainStore()
-    chain = app.create_chain(prepared, opts, store, rec.workdir, time.time())
-    adopting.record_original(chain, view, rec.tokens, _cpus(prepared, chain.start_level))
-    store.save(chain)
+    now = time.time()
+    chain = app.create_chain(
+        prepared, opts, store, rec.workdir, now, created_at=view.submitted_at or now
+    )
+    monitor = app.make_monitor(chain, prepared, store, client, os.environ)
+    events = adopting.record_original(
+        chain, view, rec.tokens, _cpus(prepared, chain.start_level)
+    )
+    monitor.book.record(*events)
     log_path = str(store.log_path(chain.chain_id))
     file_sink = add_file_sink(log_path)
     console = Console(sys.stdout, verbosity, live=False if detached else None)
     console.attach()
     logger.info(f"chain {chain.chain_id}: adopted job {view.job_id} (in {rec.workdir})")
-    monitor = app.make_monitor(chain, prepared, store, client, os.environ)
     if detached:
         console.detach()
         logger.remove(file_sink)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -21,6 +21,7 @@ from slurm_escalate.arrays.spec import compress
 from slurm_escalate.core.chain import Chain, TaskStatus
 from slurm_escalate.core.classify import classify, decide
 from slurm_escalate.core.errors import EscalateError, SlurmCommandError, SlurmParseError
+from slurm_escalate.core.events import ChainSet
 from slurm_escalate.core.interval import next_poll_interval
 from slurm_escalate.core.learning import sibling_level
 from slurm_escalate.core.models import (
@@ -36,9 +37,7 @@ from slurm_escalate.core.units import parse_mem_mb
 from slurm_escalate.engine.hooks import HookRunner, run_hook
 from slurm_escalate.engine.submitter import Clock, FirstSubmissionRefused, Submitter
 from slurm_escalate.sbatch.plan import PlanContext, resources_for
-from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.state.faults import crash_point
-from slurm_escalate.state.store import ChainStore
 
 __all__ = ["Clock", "FirstSubmissionRefused", "Monitor", "PollReport"]
 
@@ -57,22 +56,25 @@ class PollReport:
     failures: int
 
 
-class Monitor(Submitter):
-    """Polls, classifies and decides; the Submitter half submits and reconciles."""
+class Monitor:
+    """Polls, classifies and decides; its Submitter submits and reconciles."""
 
     def __init__(
         self,
-        chain: Chain,
-        store: ChainStore,
-        client: SlurmClient,
-        ctx: PlanContext,
+        submitter: Submitter,
         *,
-        environ: Mapping[str, str],
-        clock: Clock | None = None,
         on_poll: Callable[[Chain, PollReport], None] | None = None,
         hook_runner: HookRunner = run_hook,
     ) -> None:
-        super().__init__(chain, store, client, ctx, environ=environ, clock=clock)
+        self.submitter = submitter
+        self.book = submitter.book
+        self.chain = submitter.chain
+        self.store = submitter.store
+        self.client = submitter.client
+        self.policy = submitter.policy
+        self.environ = submitter.environ
+        self.clock = submitter.clock
+        self.log = submitter.log
         self.on_poll = on_poll
         self.hook_runner = hook_runner
         self._unknown: list[TaskStatus] = []
@@ -81,10 +83,22 @@ class Monitor(Submitter):
         self._deadlines: list[float] = []
         self._siblings: dict[tuple[FailureKind, int], tuple[int, str] | None] = {}
 
+    @property
+    def ctx(self) -> PlanContext:
+        return self.submitter.ctx
+
+    @ctx.setter
+    def ctx(self, value: PlanContext) -> None:
+        self.submitter.ctx = value
+
+    def start(self) -> str:
+        """Submit the first attempt of every task (see Submitter.start)."""
+        return self.submitter.start()
+
     # ------------------------------------------------------------------- poll
     def poll_once(self) -> bool:
         """One sacct call for every unfinished job; returns whether anything changed."""
-        blocked = self._blocked = self.reconcile()
+        blocked = self._blocked = self.submitter.reconcile()
         job_ids = self.chain.unfinished_job_ids()
         records = self.client.query(job_ids) if job_ids else []
         by_key = {(r.array_job_id, r.index): r for r in records}
@@ -117,7 +131,7 @@ class Monitor(Submitter):
         if retries and self.chain.rounds:
             retries = self._round_complete(retries)
         if retries:
-            self._resubmit(retries)
+            self.submitter.resubmit(retries)
             changed = True
         exhausted = [
             t.index
@@ -129,10 +143,9 @@ class Monitor(Submitter):
         final = self.chain.final_state()
         if final is not ChainState.RUNNING and self.chain.state is ChainState.RUNNING:
             self._hook("on_complete", {"SLURM_ESCALATE_STATE": final.value})
-            self.chain.state, self.chain.finished_at = final, now
+            self.book.record(ChainSet(state=final, finished_at=now))
             changed = True
-        if changed:
-            self.store.save(self.chain)
+        self.book.commit()
         return changed
 
     def _round_complete(self, retries: list[TaskStatus]) -> list[TaskStatus]:
@@ -173,16 +186,25 @@ class Monitor(Submitter):
         )
         retry = []
         for task in tasks:
+            change: dict[str, object]
             if code != 0:
-                task.state = TaskState.FAILED
-                task.reason = f"{task.reason}; recovery hook said no (exit {code})"
+                change = {
+                    "state": TaskState.FAILED,
+                    "reason": f"{task.reason}; recovery hook said no (exit {code})",
+                }
             elif task.resubmits_at_level >= self.policy.max_resubmits:
-                task.state = TaskState.EXHAUSTED
-                task.reason = f"{task.reason}; resubmit cap {self.policy.max_resubmits} reached"
+                change = {
+                    "state": TaskState.EXHAUSTED,
+                    "reason": f"{task.reason}; resubmit cap {self.policy.max_resubmits} reached",
+                }
             else:
-                task.state, task.target_level = TaskState.RETRY, task.level
-                task.reason = f"{task.reason}; recovery hook: retry"
+                change = {
+                    "state": TaskState.RETRY,
+                    "target_level": task.level,
+                    "reason": f"{task.reason}; recovery hook: retry",
+                }
                 retry.append(task)
+            self.book.patch(task, change)
         return retry
 
     def _missing(self, task: TaskStatus, job_visible: bool, now: float) -> bool:
@@ -200,11 +222,12 @@ class Monitor(Submitter):
         self._absent[task.index] = (polls + 1, since)
         if polls + 1 < VANISHED_POLLS or now - since < VANISHED_GRACE_S:
             return False
-        task.state = TaskState.CANCELLED
-        task.reason = "vanished from sacct while pending (cancelled before it started)"
+        reason = "vanished from sacct while pending (cancelled before it started)"
         if self.policy.hooks.recovery_hook:
-            task.state = TaskState.FAILED
+            self.book.patch(task, {"state": TaskState.FAILED, "reason": reason})
             self._unknown.append(task)
+        else:
+            self.book.patch(task, {"state": TaskState.CANCELLED, "reason": reason})
         name = task.task_job_id(task.current) if task.current else str(task.index)
         self.log.error(f"task {name} CANCELLED: {task.reason}")
         return True
@@ -220,38 +243,50 @@ class Monitor(Submitter):
             new = TaskState.RUNNING if running else TaskState.PENDING
             if new is task.state:
                 return False
-            task.state = new
+            self.book.patch(task, {"state": new})
             return True
         self._learn_base(record)
         attempt = task.current
         assert attempt is not None
-        attempt.outcome, attempt.exit_code = c.kind.value, c.exit_code
-        attempt.reason, attempt.max_rss_kb = c.reason, c.max_rss_kb
         job = record.job
-        attempt.start, attempt.end, attempt.elapsed_s = job.start, job.end, job.elapsed_s
-        attempt.node, attempt.partition = job.nodes, job.partition
-        attempt.req_mem, attempt.timelimit_s = job.req_mem, job.timelimit_s
         progress = self._progress(task, c)
         decision = decide(c, progress, self.policy)
         assert decision is not None
-        task.exit_code, task.reason = c.exit_code, decision.reason
-        attempt.skipped = decision.skipped
+        change: dict[str, object] = {
+            "a.outcome": c.kind.value,
+            "a.exit_code": c.exit_code,
+            "a.reason": c.reason,
+            "a.max_rss_kb": c.max_rss_kb,
+            "a.start": job.start,
+            "a.end": job.end,
+            "a.elapsed_s": job.elapsed_s,
+            "a.node": job.nodes,
+            "a.partition": job.partition,
+            "a.req_mem": job.req_mem,
+            "a.timelimit_s": job.timelimit_s,
+            "a.skipped": decision.skipped,
+            "exit_code": c.exit_code,
+            "reason": decision.reason,
+        }
         name = task.task_job_id(attempt)
         if record.job.state in _UNEXPLAINED and self.policy.hooks.recovery_hook:
-            task.state, task.reason = TaskState.FAILED, f"{record.job.state_text} (cause unknown)"
+            change.update(state=TaskState.FAILED, reason=f"{job.state_text} (cause unknown)")
+            self.book.patch(task, change)
             self._unknown.append(task)
             self.log.warning(f"task {name} {task.reason}: asking the recovery hook")
             return True
         if decision.task_state is TaskState.RETRY and self._same_resources(
             task, decision.target_level
         ):
-            task.state = TaskState.EXHAUSTED
-            task.reason = f"{c.reason}: resources already at their cap"
+            change.update(
+                state=TaskState.EXHAUSTED, reason=f"{c.reason}: resources already at their cap"
+            )
         elif decision.task_state is TaskState.RETRY:
-            task.state, task.target_level = TaskState.RETRY, decision.target_level
+            change.update(state=TaskState.RETRY, target_level=decision.target_level)
             retries.append(task)
         else:
-            task.state = decision.task_state
+            change["state"] = decision.task_state
+        self.book.patch(task, change)
         self._log_outcome(name, task, c)
         return True
 
@@ -296,7 +331,7 @@ class Monitor(Submitter):
             time_s = record.job.timelimit_s
         if (mem, time_s) != (base.mem_mb, base.time_s):
             self.ctx = replace(self.ctx, base=replace(base, mem_mb=mem, time_s=time_s))
-            self.chain.base = self.ctx.base
+            self.book.record(ChainSet(base=self.ctx.base))
 
     def _log_outcome(self, name: str, task: TaskStatus, c: Classification) -> None:
         if task.state is TaskState.COMPLETED:
@@ -309,6 +344,8 @@ class Monitor(Submitter):
     # ------------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> ChainState:
         """Poll until every task is final or ``stop`` is set; returns the chain state."""
+        if self.book.journal.owner.pid != os.getpid():  # a daemon, after the parent submitted
+            self.book.journal.reclaim(self.clock.now())
         quiet = failures = 0
         while self.chain.state is ChainState.RUNNING:
             error = None
@@ -342,10 +379,15 @@ class Monitor(Submitter):
             self.log.debug(f"next poll in {interval:.0f}s")
             if self.clock.wait(stop, interval):
                 break
+        self.book.close()
+        self._beat(0, 0.0, None, stopped=True)  # the lease is free at once
         return self.chain.state
 
-    def _beat(self, failures: int, interval: float, error: str | None) -> None:
+    def _beat(
+        self, failures: int, interval: float, error: str | None, stopped: bool = False
+    ) -> None:
         beat = {
+            "stopped": stopped,
             "at": self.clock.now(),
             "pid": os.getpid(),
             "host": socket.gethostname(),

@@ -18,9 +18,10 @@ from pathlib import Path
 from loguru import logger
 
 from slurm_escalate.arrays.pieces import wrapper_script
-from slurm_escalate.arrays.spec import compress, expand
-from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.arrays.spec import compress
+from slurm_escalate.core.chain import Submission, SubmissionStatus, TaskStatus
 from slurm_escalate.core.errors import EscalateError, SlurmCommandError, SlurmParseError
+from slurm_escalate.core.events import ChainSet, Intent, SubFailed, Submitted, submission_indices
 from slurm_escalate.core.models import ChainState, TaskState
 from slurm_escalate.sbatch.args import build_sbatch_args, effective, resolve_directive_conflicts
 from slurm_escalate.sbatch.plan import (
@@ -33,6 +34,7 @@ from slurm_escalate.sbatch.plan import (
     submission_env,
 )
 from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.state.book import ChainBook
 from slurm_escalate.state.faults import crash_point
 from slurm_escalate.state.store import ChainStore
 
@@ -68,7 +70,7 @@ class Submitter:
 
     def __init__(
         self,
-        chain: Chain,
+        book: ChainBook,
         store: ChainStore,
         client: SlurmClient,
         ctx: PlanContext,
@@ -76,7 +78,8 @@ class Submitter:
         environ: Mapping[str, str],
         clock: Clock | None = None,
     ) -> None:
-        self.chain = chain
+        self.book = book
+        self.chain = chain = book.chain
         self.store = store
         self.client = client
         self.ctx = ctx
@@ -119,11 +122,11 @@ class Submitter:
         try:
             sub = self._submit(plans[0])
         except SlurmCommandError as e:
-            self.chain.state = ChainState.FAILED
-            self.chain.finished_at = self.clock.now()
             for task in self.chain.tasks:
-                task.state, task.reason = TaskState.FAILED, f"not submitted: {_last_line(e)}"
-            self.store.save(self.chain)
+                self.book.patch(
+                    task, {"state": TaskState.FAILED, "reason": f"not submitted: {_last_line(e)}"}
+                )
+            self.book.record(ChainSet(state=ChainState.FAILED, finished_at=self.clock.now()))
             if e.timed_out:
                 raise FirstSubmissionRefused(
                     f"sbatch did not answer ({_last_line(e)}); the job may exist: check squeue"
@@ -138,8 +141,8 @@ class Submitter:
                     for index in plan.indices or ():
                         task = self.chain.task(index)
                         if not task.state.is_final:
-                            task.state, task.target_level = TaskState.RETRY, level
-                self.store.save(self.chain)
+                            self.book.patch(task, {"state": TaskState.RETRY, "target_level": level})
+                self.book.commit()
         assert sub.job_id is not None
         return sub.job_id
 
@@ -155,34 +158,35 @@ class Submitter:
         if effective(self.ctx.request, "comment") is None:
             token = f"{TOKEN_PREFIX}{self.chain.chain_id}:{seq}"
             args.insert(self._script_position(args), f"--comment={token}")
-        sub = Submission(
-            seq=seq,
-            level=plan.level,
-            attempt=plan.attempt,
-            indices=compress(plan.indices) if plan.indices else None,
-            array=plan.array,
-            args=args,
-            intent_at=self.clock.now(),
-            cpus=self._cpus(plan.level),
-            token=token,
-            offset=plan.offset,
+        self.book.record(
+            Intent(
+                seq=seq,
+                level=plan.level,
+                attempt=plan.attempt,
+                indices=compress(plan.indices) if plan.indices else None,
+                array=plan.array,
+                args=args,
+                intent_at=self.clock.now(),
+                cpus=self._cpus(plan.level),
+                token=token,
+                offset=plan.offset,
+            )
         )
-        self.chain.submissions.append(sub)
-        self.store.save(self.chain)
+        sub = self.chain.submissions[-1]
         env = submission_env(self.environ, plan.env)
         crash_point("before-sbatch")
         try:
             job_id = self.client.submit(args, env=env, cwd=self.chain.cwd)
         except (SlurmCommandError, SlurmParseError) as e:
             error = e if isinstance(e, SlurmCommandError) else _uncertain(e)
-            sub.error = _last_line(error)
+            said = _last_line(error)
             found = self._lookup(sub, error.timed_out)
             if isinstance(found, str):
-                self.log.warning(f"sbatch reported '{sub.error}', but job {found} exists")
-                self._record_submitted(sub, found)
+                self.log.warning(f"sbatch reported '{said}', but job {found} exists")
+                self._record_submitted(sub, found, error=said)
                 return sub
-            sub.status = SubmissionStatus.REFUSED if found is None else SubmissionStatus.UNKNOWN
-            self.store.save(self.chain)
+            status = SubmissionStatus.REFUSED if found is None else SubmissionStatus.UNKNOWN
+            self.book.record(SubFailed(seq=sub.seq, status=status, error=said))
             raise error from None
         crash_point("after-sbatch")
         self._record_submitted(sub, job_id)
@@ -208,23 +212,8 @@ class Submitter:
             return UNKNOWN
         return found.get(sub.token)
 
-    def _record_submitted(self, sub: Submission, job_id: str) -> None:
-        sub.status, sub.job_id, sub.submitted_at = (
-            SubmissionStatus.SUBMITTED,
-            job_id,
-            self.clock.now(),
-        )
-        for index in _indices(sub):
-            task = self.chain.task(index)
-            same = bool(task.attempts) and task.level == sub.level
-            task.resubmits_at_level = task.resubmits_at_level + 1 if same else 0
-            task.level = sub.level
-            slot = None if index is None or not sub.offset else index - sub.offset
-            task.attempts.append(
-                Attempt(job_id=job_id, level=sub.level, submission=sub.seq, slot=slot)
-            )
-            task.state, task.target_level = TaskState.PENDING, None
-        self.store.save(self.chain)
+    def _record_submitted(self, sub: Submission, job_id: str, error: str | None = None) -> None:
+        self.book.record(Submitted(seq=sub.seq, job_id=job_id, at=self.clock.now(), error=error))
         what = f"array {sub.array or sub.indices}" if self.chain.is_array else "job"
         self.log.info(
             f"submitted {what} at level {sub.level} (attempt {sub.attempt}) as job {job_id}"
@@ -248,7 +237,7 @@ class Submitter:
         ]
         blocked: set[int | None] = set()
         for sub in doubtful:
-            indices = _indices(sub)
+            indices = submission_indices(sub)
             found = self._lookup(sub, timed_out=True)
             if isinstance(found, str):
                 self.log.warning(f"submission {sub.seq} was interrupted; found it as job {found}")
@@ -262,23 +251,28 @@ class Submitter:
                         "sbatch was interrupted and the job carries no token: "
                         "check squeue, then resubmit by hand",
                     )
-                    sub.status = SubmissionStatus.REFUSED
+                    self.book.record(SubFailed(seq=sub.seq, status=SubmissionStatus.REFUSED))
                 continue
-            sub.status = SubmissionStatus.REFUSED
-            sub.error = "not found in Slurm after an interruption: never submitted"
             self.log.warning(f"submission {sub.seq} never reached Slurm; submitting again")
             for index in indices:
                 task = self.chain.task(index)
                 if not task.state.is_final:
-                    task.state, task.target_level = TaskState.RETRY, sub.level
-        if doubtful:
-            self.store.save(self.chain)
+                    self.book.patch(task, {"state": TaskState.RETRY, "target_level": sub.level})
+            self.book.record(
+                SubFailed(
+                    seq=sub.seq,
+                    status=SubmissionStatus.REFUSED,
+                    error="not found in Slurm after an interruption: never submitted",
+                )
+            )
         return blocked
 
     def _fail(self, indices: list[int | None], reason: str) -> None:
         for index in indices:
             task = self.chain.task(index)
-            task.state, task.reason, task.target_level = TaskState.FAILED, reason, None
+            self.book.patch(
+                task, {"state": TaskState.FAILED, "reason": reason, "target_level": None}
+            )
 
     def _cpus(self, level: int) -> int:
         resources = resources_for(self.policy, level, self.ctx.base)
@@ -319,7 +313,7 @@ class Submitter:
         args[at] = script
         return replace(plan, args=tuple(args))
 
-    def _resubmit(self, retries: list[TaskStatus]) -> None:
+    def resubmit(self, retries: list[TaskStatus]) -> None:
         triples = [(t.index, t.target_level, len(t.attempts) + 1) for t in retries]
         for (level, attempt), indices in group_retries(triples).items():  # type: ignore[arg-type]
             for plan in plan_group(self.ctx, level, attempt, indices):
@@ -344,17 +338,13 @@ class Submitter:
             return
         reason = f"sbatch refused the resubmission {self._refusals[key]} times: {_last_line(e)}"
         self._fail(list(plan.indices) if plan.indices is not None else [None], reason)
-        self.store.save(self.chain)
+        self.book.commit()
 
 
 def _private_file(path: Path, text: str) -> str:
     path.write_text(text, encoding="utf-8")
     path.chmod(0o600)
     return str(path)
-
-
-def _indices(sub: Submission) -> list[int | None]:
-    return list(expand(sub.indices)) if sub.indices is not None else [None]
 
 
 def _uncertain(e: SlurmParseError) -> SlurmCommandError:

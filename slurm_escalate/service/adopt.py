@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from slurm_escalate.arrays.spec import compress, format_array
-from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus
+from slurm_escalate.core.chain import Chain
 from slurm_escalate.core.classify import classify, decide
 from slurm_escalate.core.errors import SlurmCommandError, UsageError
+from slurm_escalate.core.events import Event, Intent, Submitted
 from slurm_escalate.core.models import (
     FailureKind,
     Level,
@@ -409,31 +410,27 @@ def diagnosis_lines(verdicts: Sequence[Verdict]) -> list[str]:
 # ----------------------------------------------------------------- recording
 
 
-def record_original(chain: Chain, view: SlurmView, args: Sequence[str], cpus: int) -> None:
-    """Make the original job submission 1 and every task's first attempt."""
-    level = chain.start_level
+def record_original(
+    chain: Chain, view: SlurmView, args: Sequence[str], cpus: int
+) -> list[Event]:
+    """The events that make the original job submission 1 and every task's first attempt."""
     at = view.submitted_at or chain.created_at
     indices = [t.index for t in chain.tasks if t.index is not None]
     array = effective_array(args) if chain.is_array else None
-    chain.created_at = at
-    chain.submissions = [
-        Submission(
+    spec = compress(indices) if chain.is_array else None
+    return [
+        Intent(
             seq=1,
-            level=level,
+            level=chain.start_level,
             attempt=1,
-            indices=compress(indices) if chain.is_array else None,
-            array=array or (compress(indices) if chain.is_array else None),
+            indices=spec,
+            array=array or spec,
             args=list(args),
             intent_at=at,
-            status=SubmissionStatus.SUBMITTED,
-            job_id=view.job_id,
-            submitted_at=at,
             cpus=cpus,
-        )
+        ),
+        Submitted(seq=1, job_id=view.job_id, at=at),
     ]
-    for task in chain.tasks:
-        task.level, task.state = level, TaskState.PENDING
-        task.attempts = [Attempt(job_id=view.job_id, level=level, submission=1)]
 
 
 def effective_array(args: Sequence[str]) -> str | None:

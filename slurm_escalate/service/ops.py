@@ -24,6 +24,7 @@ from slurm_escalate.core.chain import (
     TaskStatus,
     to_dict,
 )
+from slurm_escalate.core.events import ChainSet, Event, group_patches
 from slurm_escalate.core.models import ChainState, FailureKind, TaskState
 from slurm_escalate.reporting.summary import counts_line, elapsed
 
@@ -237,15 +238,11 @@ def cancel_plan(chain: Chain) -> CancelPlan:
     )
 
 
-def mark_cancelled(chain: Chain, now: float, reason: str = CANCEL_REASON) -> int:
-    """Every unfinished task and the chain become CANCELLED; returns how many tasks."""
-    count = 0
-    for task in chain.tasks:
-        if not task.state.is_final:
-            task.state, task.reason, task.target_level = TaskState.CANCELLED, reason, None
-            count += 1
-    chain.state, chain.finished_at = ChainState.CANCELLED, now
-    return count
+def mark_cancelled(chain: Chain, now: float, reason: str = CANCEL_REASON) -> list[Event]:
+    """The events by which every unfinished task and the chain become CANCELLED."""
+    change = {"state": TaskState.CANCELLED, "reason": reason, "target_level": None}
+    patches = [(t.index, change) for t in chain.tasks if not t.state.is_final]
+    return [*group_patches(patches), ChainSet(state=ChainState.CANCELLED, finished_at=now)]
 
 
 def is_monitor_process(pid: int, proc: Path = Path("/proc")) -> bool:

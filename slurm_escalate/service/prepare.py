@@ -19,6 +19,7 @@ from slurm_escalate.core.errors import StateError, UsageError
 from slurm_escalate.core.ladder import builtin_policy, check_against_cluster, load_policy
 from slurm_escalate.core.models import ClusterLimits, Level, Policy
 from slurm_escalate.engine.monitor import Clock, Monitor
+from slurm_escalate.engine.submitter import Submitter
 from slurm_escalate.sbatch.args import (
     JobRequest,
     array_spec,
@@ -149,13 +150,18 @@ def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd
 
 
 def create_chain(
-    prepared: Prepared, opts: SubmitOptions, store: ChainStore, cwd: str, now: float
+    prepared: Prepared,
+    opts: SubmitOptions,
+    store: ChainStore,
+    cwd: str,
+    now: float,
+    created_at: float | None = None,
 ) -> Chain:
-    """Write the new chain's directory: state, a copy of the script and of the ladder."""
+    """Write the new chain's directory: its spec, a copy of the script and of the ladder."""
     request = prepared.request
     chain = Chain(
         chain_id=new_chain_id(now),
-        created_at=now,
+        created_at=now if created_at is None else created_at,
         cwd=cwd,
         script=request.script,
         script_copy=None,
@@ -176,18 +182,20 @@ def create_chain(
             for i in (prepared.indices if prepared.indices is not None else (None,))
         ],
     )
-    directory = store.create(chain)
+    directory = store.chain_dir(chain.chain_id)
+    copy = None
+    if request.script is not None and request.script_text is not None:
+        copy = directory / "script" / Path(request.script).name
+        chain.script_copy = str(copy)
+    store.create(chain)
     try:
-        if request.script is not None and request.script_text is not None:
-            copy = directory / "script" / Path(request.script).name
+        if copy is not None and request.script_text is not None:
             copy.parent.mkdir(mode=0o700)
             copy.write_text(request.script_text, encoding="utf-8")
             copy.chmod(0o600)
-            chain.script_copy = str(copy)
         if prepared.config_path is not None:
             shutil.copyfile(prepared.config_path, directory / LADDER_COPY)
             (directory / LADDER_COPY).chmod(0o600)
-        store.save(chain)
     except OSError as e:
         store.discard(chain.chain_id)  # nothing was submitted: leave nothing behind
         raise StateError(f"cannot copy the job into {directory}: {e.strerror}") from None
@@ -253,12 +261,10 @@ def make_monitor(
     clock: Clock | None = None,
     on_poll=None,
 ) -> Monitor:
-    return Monitor(
-        chain,
-        store,
-        client,
-        plan_context(chain, prepared),
-        environ=environ,
-        clock=clock,
-        on_poll=on_poll,
+    """The chain's monitor, its one writer from here on (hold ``store.lock`` first)."""
+    clock = clock or Clock()
+    book = store.open_book(chain.chain_id, clock.now())
+    submitter = Submitter(
+        book, store, client, plan_context(book.chain, prepared), environ=environ, clock=clock
     )
+    return Monitor(submitter, on_poll=on_poll)

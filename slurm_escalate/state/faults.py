@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 
 ENV = "SLURM_ESCALATE_CRASH_AT"
 POINTS = (
@@ -19,11 +20,16 @@ POINTS = (
     "after-record",  # the job id is recorded
     "mid-save",  # a state file is half written (temporary file, not yet renamed)
     "after-classify",  # tasks classified in memory, nothing saved yet
+    "mid-append",  # half of a journal append is on disk (a torn last line)
+    "mid-compaction",  # a snapshot is being made, nothing of it renamed into place
+    "after-snapshot",  # the snapshot is in place, the journal not yet restarted
 )
 _reached: Counter[str] = Counter()
 
 
-def crash_point(name: str) -> None:
+def crash_point(name: str, last_words: Callable[[], object] | None = None) -> None:
+    """SIGKILL this process here if the test asked for it (``last_words`` runs first:
+    a half-written append, say)."""
     wanted = os.environ.get(ENV)
     if not wanted:
         return
@@ -32,4 +38,6 @@ def crash_point(name: str) -> None:
         return
     _reached[name] += 1
     if _reached[name] == (int(nth) if nth.isdigit() else 1):
+        if last_words is not None:
+            last_words()
         os.kill(os.getpid(), signal.SIGKILL)

@@ -2,7 +2,12 @@
 
 Layout, under ``$SLURM_ESCALATE_HOME`` or ``${XDG_STATE_HOME:-~/.local/state}/slurm-escalate``::
 
-    chains/<chain-id>/state.json     the Chain, rewritten whole on every change
+    chains/<chain-id>/chain.json     the request, written once
+    chains/<chain-id>/journal.jsonl  one line per event, appended (see journal.py)
+    chains/<chain-id>/snapshot.json  the view at one point of the journal (compaction)
+    chains/<chain-id>/summary.json   counts by state and level, for list/status/watch
+    chains/<chain-id>/state.json     a chain of release 0.1 (whole state), read and
+                                     migrated to the journal when a monitor resumes it
     chains/<chain-id>/monitor.log    the monitor's story (loguru)
     chains/<chain-id>/monitor.lock   held (fcntl.lockf) by the one monitor driving the chain
     chains/<chain-id>/monitor.pid    "<host> <pid>" of that monitor, for humans and `list`
@@ -10,11 +15,11 @@ Layout, under ``$SLURM_ESCALATE_HOME`` or ``${XDG_STATE_HOME:-~/.local/state}/sl
     chains/<chain-id>/script/<name>  the job script as it was at submission
 
 Why this shape:
-- Every write goes to a temporary file in the same directory, is fsynced, then
-  renamed over ``state.json``. Rename is atomic on local filesystems and on NFS
-  (it is a single server-side operation), so a reader in another shell, or on
-  another login node, sees the old state or the new one, never half of one, and
-  a monitor killed mid-write loses nothing that was already recorded.
+- A save appends what changed to the journal, fsynced; whole files (spec,
+  snapshot, summary, heartbeat) go to a temporary file that is fsynced and
+  renamed into place. Rename is atomic on local filesystems and on NFS (a single
+  server-side operation), so a reader in another shell, or on another login
+  node, sees the old file or the new one, never half of one.
 - ``lockf`` takes a POSIX record lock, which NFSv3 (through lockd) and NFSv4
   honour across hosts, unlike ``flock`` on older clients. It dies with the
   process, so a crashed monitor never leaves a stale lock behind.
@@ -35,15 +40,31 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from slurm_escalate.core.chain import Chain, from_dict, to_dict
-from slurm_escalate.core.errors import StateError
-from slurm_escalate.state.faults import crash_point
+from loguru import logger
 
-STATE_FILE = "state.json"
+from slurm_escalate.arrays.compress import compress
+from slurm_escalate.core.chain import Chain, from_dict
+from slurm_escalate.core.errors import StateError
+from slurm_escalate.state import journal
+from slurm_escalate.state.book import ChainBook
+from slurm_escalate.state.journal import (
+    SNAPSHOT_FILE,
+    SPEC_FILE,
+    Covers,
+    Journal,
+    Loaded,
+    Snapshot,
+    Summary,
+    atomic_write,
+)
+
+STATE_FILE = "state.json"  # release 0.1's whole-chain state
+MIGRATED_FILE = "state.json.v1"  # kept, untouched, after migration to the journal
 LOG_FILE = "monitor.log"
 LOCK_FILE = "monitor.lock"
 PID_FILE = "monitor.pid"
 HEARTBEAT_FILE = "heartbeat.json"
+LEASE_GRACE_S = 120.0  # a heartbeat this much past its announced next poll: the owner is gone
 
 
 def default_home(environ: dict[str, str] | None = None) -> Path:
@@ -87,7 +108,7 @@ class ChainStore:
         return path
 
     def create(self, chain: Chain) -> Path:
-        """Make the chain's directory (must be new) and write its first state."""
+        """Make the chain's directory (must be new) and write its spec and empty journal."""
         try:
             self.chains_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.home.chmod(0o700)
@@ -99,8 +120,9 @@ class ChainStore:
             raise StateError(
                 f"cannot create state directory {self.chains_dir}: {e.strerror}"
             ) from None
+        real = [t.index for t in chain.tasks if t.index is not None]
         try:
-            self.save(chain)
+            journal.write_spec(path, chain, compress(real) if chain.is_array else None)
         except StateError:
             self.discard(chain.chain_id)
             raise
@@ -110,20 +132,26 @@ class ChainStore:
         """Remove the directory of a chain that never submitted anything (its setup failed)."""
         shutil.rmtree(self.chain_dir(chain_id), ignore_errors=True)
 
-    def save(self, chain: Chain) -> None:
-        path = self.chain_dir(chain.chain_id) / STATE_FILE
-        text = json.dumps(to_dict(chain), indent=1, sort_keys=True)
-        _atomic_write(path, text)
-
     def load(self, chain_ref: str) -> Chain:
-        chain_id = self.resolve(chain_ref)
-        path = self.chain_dir(chain_id) / STATE_FILE
+        """The chain as its last writer left it (for readers: status, report, list)."""
+        return self._load(self.resolve(chain_ref)).chain
+
+    def _load(self, chain_id: str) -> Loaded:
+        directory = self.chain_dir(chain_id)
+        main = directory / (SPEC_FILE if journal.is_journal_chain(directory) else STATE_FILE)
         try:
-            owner = path.stat().st_uid
+            owner = main.stat().st_uid
         except OSError:
             owner = os.getuid()
         if owner != os.getuid():
-            raise StateError(f"chain {chain_id} belongs to another user (uid {owner}): {path}")
+            raise StateError(f"chain {chain_id} belongs to another user (uid {owner}): {main}")
+        if journal.is_journal_chain(directory):
+            return journal.load(directory, warn=lambda m: logger.warning(m))
+        chain = self._load_legacy(chain_id)
+        return Loaded(chain, 0, None, -1, 0, 0, False)
+
+    def _load_legacy(self, chain_id: str) -> Chain:
+        path = self.chain_dir(chain_id) / STATE_FILE
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -137,6 +165,90 @@ class ChainStore:
                 f"{path}: corrupt chain state (invalid JSON at line {e.lineno})"
             ) from None
         return from_dict(data, str(path))
+
+    def open_book(self, chain_id: str, now: float) -> ChainBook:
+        """Become the chain's one writer (hold ``lock`` first): load, claim, return its book.
+
+        A chain of release 0.1 is migrated first: its state becomes the first
+        snapshot, and state.json is kept, renamed, beside it.
+        """
+        directory = self.chain_dir(chain_id)
+        loaded = self._load(chain_id)
+        if loaded.gen < 0:
+            loaded = self._migrate(loaded.chain)
+        self._check_lease(chain_id, loaded)
+        book = ChainBook(loaded.chain, Journal.claim(directory, loaded, now))
+        book.write_summary(now)
+        return book
+
+    def save(self, chain: Chain) -> None:
+        """Write the chain whole, as a snapshot that covers its journal to the end.
+
+        For importing a chain built elsewhere (tests, fixtures); a monitor never
+        calls this: it appends events through its book.
+        """
+        book = self.open_book(chain.chain_id, time.time())
+        try:
+            book.journal.compact(chain)
+        finally:
+            book.close()
+
+    def _migrate(self, chain: Chain) -> Loaded:
+        directory = self.chain_dir(chain.chain_id)
+        header = journal.header(0)
+        snap = Snapshot(
+            covers=Covers(0, len(header)),
+            epoch=0,
+            state=chain.state,
+            finished_at=chain.finished_at,
+            base=chain.base,
+            min_poll=chain.min_poll,
+            max_poll=chain.max_poll,
+            tasks=chain.tasks,
+            submissions=chain.submissions,
+        )
+        atomic_write(directory / SNAPSHOT_FILE, journal.encode(snap))
+        real = [t.index for t in chain.tasks if t.index is not None]
+        journal.write_spec(directory, chain, compress(real) if chain.is_array else None)
+        try:
+            os.replace(directory / STATE_FILE, directory / MIGRATED_FILE)
+        except OSError as e:
+            raise StateError(f"cannot rename {directory / STATE_FILE}: {e.strerror}") from None
+        logger.bind(chain=chain.chain_id).info(
+            f"chain state moved to a journal; the old state is kept as {MIGRATED_FILE}"
+        )
+        return journal.load(directory)
+
+    def _check_lease(self, chain_id: str, loaded: Loaded) -> None:
+        """Refuse while another host's monitor is alive by its heartbeat.
+
+        ``lockf`` already keeps two monitors apart where locks work. On a home
+        mounted without working locks (``nolock``, ``local_lock=all``) the last
+        owner's heartbeat is the lease: fresh (its next poll is not overdue by
+        more than LEASE_GRACE_S), the chain stays with it.
+        """
+        owner = loaded.owner
+        if owner is None or (owner.host, owner.pid) == (socket.gethostname(), os.getpid()):
+            return
+        beat = self.heartbeat(chain_id) or {}
+        if beat.get("host") != owner.host or beat.get("pid") != owner.pid:
+            return
+        if owner.host == socket.gethostname() and not _pid_alive(owner.pid):
+            return
+        at, next_s = beat.get("at"), beat.get("next_poll_s")
+        if not isinstance(at, (int, float)) or not isinstance(next_s, (int, float)):
+            return
+        if beat.get("stopped"):
+            return
+        age = time.time() - at
+        if age <= next_s + LEASE_GRACE_S:
+            raise StateError(
+                f"chain {chain_id} is being monitored on {owner.host} (pid {owner.pid}, "
+                f"heartbeat {age:.0f}s ago)"
+            )
+
+    def summary(self, chain_id: str) -> Summary | None:
+        return journal.read_summary(self.chain_dir(chain_id))
 
     def resolve(self, chain_ref: str) -> str:
         """A full chain id, or a unique prefix or suffix of one."""
@@ -154,7 +266,11 @@ class ChainStore:
 
     def chain_ids(self) -> list[str]:
         try:
-            return sorted(p.name for p in self.chains_dir.iterdir() if (p / STATE_FILE).is_file())
+            return sorted(
+                p.name
+                for p in self.chains_dir.iterdir()
+                if (p / SPEC_FILE).is_file() or (p / STATE_FILE).is_file()
+            )
         except FileNotFoundError:
             return []
 
@@ -186,13 +302,7 @@ class ChainStore:
         host, pid = info
         if host != socket.gethostname():
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return _pid_alive(pid)
 
     @contextmanager
     def lock(self, chain_id: str, wait_s: float = 5.0) -> Iterator[None]:
@@ -229,28 +339,14 @@ class ChainStore:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    atomic_write(path, text)
+
+
+def _pid_alive(pid: int) -> bool:
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        crash_point("mid-save")
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise StateError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -15,6 +15,7 @@ from slurm_escalate.cli import main as cli
 from slurm_escalate.cli import ops as cli_ops
 from slurm_escalate.core.chain import SubmissionStatus
 from slurm_escalate.core.errors import UsageError
+from slurm_escalate.core.events import apply
 from slurm_escalate.core.models import ChainState, Policy, SlurmState, TaskState
 from slurm_escalate.sbatch.plan import PlanContext
 from slurm_escalate.service import adopt
@@ -276,8 +277,11 @@ def test_the_original_job_is_submission_1_and_only_failed_tasks_go_up(home: Path
     opts = app.SubmitOptions(config=str(home / "ladder.yaml"), min_poll=1)
     prepared = cli_ops._prepare(rec, v, opts, slurm)  # type: ignore[arg-type]
     store = ChainStore()
-    chain = app.create_chain(prepared, opts, store, rec.workdir, 1_700_000_100.0)
-    adopt.record_original(chain, v, rec.tokens, 1)
+    chain = app.create_chain(
+        prepared, opts, store, rec.workdir, 1_700_000_100.0, created_at=v.submitted_at
+    )
+    for event in adopt.record_original(chain, v, rec.tokens, 1):
+        apply(chain, event)
     store.save(chain)
 
     chain = store.load(chain.chain_id)  # survives the JSON round trip
@@ -441,7 +445,8 @@ def test_a_job_that_already_belongs_to_a_chain_is_not_adopted_twice(home, capsys
     opts = app.SubmitOptions(config=str(home / "ladder.yaml"))
     prepared = cli_ops._prepare(rec, v, opts, slurm)  # type: ignore[arg-type]
     chain = app.create_chain(prepared, opts, ChainStore(), str(home), 1_700_000_000.0)
-    adopt.record_original(chain, v, rec.tokens, 1)
+    for event in adopt.record_original(chain, v, rec.tokens, 1):
+        apply(chain, event)
     ChainStore().save(chain)
     code, _, err = run_adopt(capsys, runner, monkeypatch, *args, "--dry-run")
     assert code == 2

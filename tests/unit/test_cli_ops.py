@@ -75,6 +75,7 @@ def make_chain(store: ChainStore, state: ChainState = ChainState.RUNNING) -> Cha
         ],
     )
     store.create(chain)
+    store.save(chain)
     log = store.log_path(CHAIN_ID)
     log.write_text(
         "2026-11-22 10:15:00 INFO    submitted array 0-3 at level 0 (attempt 1) as job 100\n"

@@ -206,8 +206,11 @@ def test_status_file_is_valid_json_while_running(tmp_path: Path) -> None:
     slurm = FakeSlurm(ok)
     monitor, store = build(tmp_path, slurm, ["--array=0-2", "job.sh"])
     monitor.start()
-    path = store.chain_dir(monitor.chain.chain_id) / "state.json"
-    assert json.loads(path.read_text())["state"] == "RUNNING"
+    directory = store.chain_dir(monitor.chain.chain_id)
+    assert json.loads((directory / "summary.json").read_text())["state"] == "RUNNING"
+    lines = (directory / "journal.jsonl").read_text().splitlines()
+    kinds = [json.loads(line).get("ev", {}).get("t") for line in lines]
+    assert kinds == [None, "owner", "intent", "submitted"]
 
 
 def test_a_task_cancelled_while_pending_vanishes_and_is_not_waited_for(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.core.events import apply
 from slurm_escalate.core.models import ChainState, TaskState
 from slurm_escalate.service.ops import (
     CANCEL_REASON,
@@ -218,8 +219,9 @@ def test_cancel_plan_names_only_the_chains_live_jobs():
 
 def test_mark_cancelled_leaves_final_tasks_alone():
     chain = mixed_chain()
-    count = mark_cancelled(chain, NOW)
-    assert count == 5
+    assert len(cancel_plan(chain).tasks) == 5
+    for event in mark_cancelled(chain, NOW):
+        apply(chain, event)
     assert chain.state is ChainState.CANCELLED and chain.finished_at == NOW
     states = {t.index: (t.state, t.reason) for t in chain.tasks}
     assert states[0] == (TaskState.COMPLETED, "")

@@ -58,26 +58,39 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
     store = ChainStore(tmp_path)
     chain = make_chain()
     store.create(chain)
+    store.save(chain)
     assert store.load(chain.chain_id) == chain
 
 
-def test_state_file_is_plain_json_readable_by_other_tools(tmp_path: Path) -> None:
+def test_state_files_are_plain_json_readable_by_other_tools(tmp_path: Path) -> None:
     store = ChainStore(tmp_path)
-    store.create(make_chain())
-    data = json.loads((tmp_path / "chains" / "20261122-101500-ab12" / "state.json").read_text())
+    chain = make_chain()
+    store.create(chain)
+    store.save(chain)
+    directory = tmp_path / "chains" / "20261122-101500-ab12"
+    assert json.loads((directory / "chain.json").read_text())["script_args"][1] == "it's"
+    data = json.loads((directory / "snapshot.json").read_text())
     assert data["state"] == "RUNNING"
     assert data["submissions"][1]["status"] == "INTENT"
     assert data["submissions"][1]["job_id"] is None
+    lines = (directory / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines][0] == {"journal": 1, "gen": 1}
 
 
 def test_save_replaces_atomically_and_leaves_no_temp_files(tmp_path: Path) -> None:
     store = ChainStore(tmp_path)
     chain = make_chain()
     store.create(chain)
+    store.save(chain)
     chain.state = ChainState.COMPLETED
     store.save(chain)
     directory = tmp_path / "chains" / chain.chain_id
-    assert sorted(p.name for p in directory.iterdir()) == ["state.json"]
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "chain.json",
+        "journal.jsonl",
+        "snapshot.json",
+        "summary.json",
+    ]
     assert store.load(chain.chain_id).state is ChainState.COMPLETED
 
 
@@ -111,12 +124,13 @@ def test_create_twice_is_refused(tmp_path: Path) -> None:
         ('{"version": 1, "chain_id": "x"}', "corrupt chain state"),
     ],
 )
-def test_corrupt_state_is_a_one_line_state_error(
+def test_corrupt_legacy_state_is_a_one_line_state_error(
     tmp_path: Path, content: str, message: str
 ) -> None:
+    directory = tmp_path / "chains" / "20261122-101500-ab12"
+    directory.mkdir(parents=True)
+    (directory / "state.json").write_text(content)  # a chain of release 0.1
     store = ChainStore(tmp_path)
-    store.create(make_chain())
-    (tmp_path / "chains" / "20261122-101500-ab12" / "state.json").write_text(content)
     with pytest.raises(StateError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
         store.load("ab12")
     assert "\n" not in str(e.value)
@@ -133,6 +147,7 @@ def test_a_second_monitor_cannot_take_the_lock(tmp_path: Path) -> None:
     store = ChainStore(tmp_path)
     chain = make_chain()
     store.create(chain)
+    store.save(chain)
     ctx = multiprocessing.get_context("fork")
     ready, release = ctx.Event(), ctx.Event()
     holder = ctx.Process(target=_hold_lock, args=(str(tmp_path), chain.chain_id, ready, release))
@@ -165,13 +180,21 @@ def test_state_is_private_to_its_owner(tmp_path: Path) -> None:
     chain = make_chain()
     store.create(chain)
     store.save(chain)
+    store.save(chain)
     log = store.log_path(chain.chain_id)
     with store.lock(chain.chain_id):
         pass
     directory = store.chain_dir(chain.chain_id)
     assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
     assert directory.stat().st_mode & 0o777 == 0o700
-    for name in ("state.json", "monitor.lock", log.name):
+    for name in (
+        "chain.json",
+        "journal.jsonl",
+        "snapshot.json",
+        "summary.json",
+        "monitor.lock",
+        log.name,
+    ):
         assert (directory / name).stat().st_mode & 0o777 == 0o600, name
 
 
@@ -180,6 +203,7 @@ def test_another_users_chain_is_refused(tmp_path: Path) -> None:
     store = ChainStore(tmp_path)
     chain = make_chain()
     store.create(chain)
-    os.chown(store.chain_dir(chain.chain_id) / "state.json", 4242, 4242)
+    store.save(chain)
+    os.chown(store.chain_dir(chain.chain_id) / "chain.json", 4242, 4242)
     with pytest.raises(StateError, match=r"belongs to another user \(uid 4242\)"):
         store.load(chain.chain_id)

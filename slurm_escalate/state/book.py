@@ -1,0 +1,73 @@
+"""A chain's book: its view in memory and its journal on disk, kept in step.
+
+Every change goes through here as an event: applied to the view with the same
+``apply`` that loading replays, and appended to the journal. Submission events
+(intent, job id, refusal) are appended at once, fsynced, because a crash must
+never lose one. Task changes are queued as the poll makes them and appended
+together, grouped, by ``commit``: one short line for a thousand completions.
+A submission event first commits the queue, so the journal keeps the order in
+which things happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slurm_escalate.core.chain import Chain, TaskStatus
+from slurm_escalate.core.events import Event, apply, group_patches, patch_task
+from slurm_escalate.state.journal import Journal, summarize
+
+
+class ChainBook:
+    def __init__(self, chain: Chain, journal: Journal) -> None:
+        self.chain = chain
+        self.journal = journal
+        self._queue: list[tuple[int | None, dict[str, Any]]] = []
+        self.bytes_written = 0
+        # Called with each committed batch (tests and benchmarks count them).
+        self.on_commit: Callable[[list[Event]], None] | None = None
+
+    @property
+    def epoch(self) -> int:
+        return self.journal.epoch
+
+    def patch(self, task: TaskStatus, fields: dict[str, Any]) -> None:
+        """Change a task now (``a.``-prefixed fields: its current attempt); journal it at commit."""
+        patch_task(task, fields)
+        self._queue.append((task.index, fields))
+
+    def record(self, *events: Event) -> None:
+        """Apply and append events now (after whatever is queued), fsynced."""
+        self.commit()
+        for event in events:
+            apply(self.chain, event)
+        self._append(list(events))
+
+    def commit(self) -> None:
+        """Append the queued task changes, grouped; compact when the journal has grown."""
+        if not self._queue:
+            return
+        events: list[Event] = list(group_patches(self._queue))
+        self._queue.clear()
+        self._append(events)
+
+    def _append(self, events: list[Event]) -> None:
+        self.bytes_written += self.journal.append(events)
+        if self.on_commit is not None:
+            self.on_commit(events)
+
+    def maybe_compact(self) -> bool:
+        """Between polls: fold the journal into a snapshot once it outgrows the last one."""
+        self.commit()
+        if not self.journal.should_compact():
+            return False
+        self.journal.compact(self.chain)
+        return True
+
+    def write_summary(self, now: float) -> None:
+        self.journal.write_summary(summarize(self.chain, now, self.journal.epoch))
+
+    def close(self) -> None:
+        self.commit()
+        self.journal.close()
