@@ -4,8 +4,8 @@
 #   ./dev.sh test      set up, start the cluster, lint, type-check, run unit + end-to-end tests
 #   ./dev.sh bench     set up, start the cluster, run every benchmark (results in benchmarks/results/)
 #   ./dev.sh setup     only install Python dependencies into .venv
-#   ./dev.sh cluster   only bring the local cluster up (docker-cluster/cluster.sh up)
-#   ./dev.sh down      stop the local cluster
+#   ./dev.sh cluster   only bring the local cluster up (docker-cluster/cluster.sh up); --slurm 24.11|26.05: a chroot one
+#   ./dev.sh down      stop the local cluster; --slurm 24.11|26.05: stop that chroot cluster (docker-cluster/chroot.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT="$PWD"
@@ -27,6 +27,17 @@ setup_python() {
 }
 
 cluster_up() { bash "$ROOT/docker-cluster/cluster.sh" up; }
+
+# ./dev.sh cluster|down --slurm REL: a cluster of another Slurm release in a chroot (docker-cluster/chroot.sh)
+cluster_cmd() {  # cluster_cmd up|down [--slurm REL]
+    local action=$1; shift
+    case "${1:-}" in
+        "") if [ "$action" = up ]; then cluster_up; else bash "$ROOT/docker-cluster/cluster.sh" down; fi ;;
+        --slurm) [ -n "${2:-}" ] || { log "--slurm needs a release: 24.11 or 26.05"; exit 2; }
+            bash "$ROOT/docker-cluster/chroot.sh" "$action" "$2" ;;
+        *) log "unknown option $1 (--slurm 24.11|26.05)"; exit 2 ;;
+    esac
+}
 
 demo() {
     setup_python
@@ -59,6 +70,8 @@ run_tests() {
     ruff check slurm_escalate tests benchmarks
     log "mypy"
     mypy slurm_escalate
+    log "import contract (import-linter): layers in the order of one poll's data flow"
+    lint-imports --no-cache
     if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
         log "installing chromium from Debian (the report's HTML is checked in a headless browser)"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -75,7 +88,7 @@ case "${1:-}" in
     test) shift; run_tests "$@" ;;
     bench) shift; bench "$@" ;;
     setup) setup_python ;;
-    cluster) cluster_up ;;
-    down) bash "$ROOT/docker-cluster/cluster.sh" down ;;
+    cluster) shift; cluster_cmd up "$@" ;;
+    down) shift; cluster_cmd down "$@" ;;
     *) sed -n '2,8p' "$0" >&2; exit 2 ;;
 esac

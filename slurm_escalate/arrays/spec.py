@@ -16,7 +16,7 @@ from itertools import accumulate, chain, islice, pairwise, repeat
 from itertools import compress as compress_mask
 
 from slurm_escalate.arrays.compress import MAX_INDEX, compress
-from slurm_escalate.core.errors import ArraySpecError
+from slurm_escalate.errors import ArraySpecError
 
 __all__ = [
     "MAX_INDEX",

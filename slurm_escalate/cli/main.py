@@ -25,11 +25,11 @@ from slurm_escalate.arrays.pieces import plan_pieces
 from slurm_escalate.cli.console import Console, add_file_sink
 from slurm_escalate.cli.redact import mask_command_line
 from slurm_escalate.core.chain import Chain
-from slurm_escalate.core.errors import EscalateError, UsageError
 from slurm_escalate.core.events import ChainSet
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.engine.daemon import DetachError, detach
 from slurm_escalate.engine.monitor import Monitor
+from slurm_escalate.errors import EscalateError, UsageError
 from slurm_escalate.reporting.summary import list_rows, status_json, summary
 from slurm_escalate.sbatch.args import build_sbatch_args
 from slurm_escalate.service import prepare as app
@@ -374,7 +374,7 @@ def list_chains(as_json: bool) -> int:
     rows = []
     for chain_id in store.chain_ids():
         try:
-            chain = store.load(chain_id)
+            chain = store.headline(chain_id)
         except EscalateError as e:
             click.echo(f"warning: {e}", err=True)
             continue
@@ -390,8 +390,8 @@ def list_chains(as_json: bool) -> int:
                         "chain_id": c.chain_id,
                         "state": c.state.value,
                         "script": c.script,
-                        "tasks": len(c.tasks),
-                        "counts": {k.value: v for k, v in c.counts().items()},
+                        "tasks": c.tasks,
+                        "counts": {k.value: v for k, v in c.counts.items()},
                         "monitor": m,
                         "log_file": str(store.log_path(c.chain_id)),
                     }

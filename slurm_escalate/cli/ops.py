@@ -29,11 +29,11 @@ from loguru import logger
 
 from slurm_escalate.cli.console import Console, add_file_sink
 from slurm_escalate.core.chain import Chain
-from slurm_escalate.core.errors import ScriptError, StateError, UsageError
-from slurm_escalate.core.ladder import builtin_policy, check_against_cluster, load_policy
+from slurm_escalate.core.ladder import builtin_policy, check_against_cluster
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.engine.daemon import detach
 from slurm_escalate.engine.submitter import LOOKUP_SLACK_S, TOKEN_PREFIX
+from slurm_escalate.errors import ScriptError, StateError, UsageError
 from slurm_escalate.sbatch.args import array_spec, effective, load_request, make_request
 from slurm_escalate.sbatch.args import requested_level as requested
 from slurm_escalate.sbatch.plan import PlanContext, resources_for
@@ -50,6 +50,7 @@ from slurm_escalate.service.ops import (
     recent_events,
 )
 from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.state.ladder_file import load_policy
 from slurm_escalate.state.store import LOG_FILE, ChainStore
 
 HELP = {"help_option_names": ["-h", "--help"]}

@@ -13,14 +13,14 @@ from typing import Any
 
 import click
 
-from slurm_escalate.core.errors import StateError
+from slurm_escalate.errors import StateError
 from slurm_escalate.reporting import (
-    load_reports,
     render_html,
     render_json,
     render_markdown,
     write_sqlite,
 )
+from slurm_escalate.service.collect import load_reports
 from slurm_escalate.state.store import ChainStore
 
 EXIT_OK = 0

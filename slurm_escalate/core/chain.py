@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from slurm_escalate.core.errors import StateError
 from slurm_escalate.core.models import ChainState, Level, TaskState
+from slurm_escalate.errors import StateError
 
 SCHEMA_VERSION = 1
 
@@ -158,6 +158,17 @@ class Chain:
         if all(t.state is TaskState.COMPLETED for t in self.tasks):
             return ChainState.COMPLETED
         return ChainState.FAILED
+
+
+@dataclass(frozen=True)
+class Headline:
+    """What ``list`` shows of a chain, read from its summary without loading it."""
+
+    chain_id: str
+    state: ChainState
+    script: str | None
+    tasks: int
+    counts: dict[TaskState, int]
 
 
 def _job_sort_key(job_id: str) -> tuple[int, str]:

@@ -18,11 +18,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 
-import yaml
-
-from slurm_escalate.core.errors import ConfigError
 from slurm_escalate.core.models import (
     DEFAULT_EXIT_CODES,
     DEFAULT_STATE_HANDLING,
@@ -36,6 +32,7 @@ from slurm_escalate.core.models import (
     Policy,
 )
 from slurm_escalate.core.units import format_mem, format_time, parse_mem_mb, parse_time_s
+from slurm_escalate.errors import ConfigError
 
 HOOK_KEYS = ("on_complete", "on_exhausted", "recovery_hook")
 TOP_KEYS = (
@@ -76,35 +73,6 @@ BUILTIN_FACTOR = 2.0
 BUILTIN_STEPS = 4
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps h:m:s scalars as strings and rejects duplicate keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        # PyYAML keeps the last of two equal keys; in a ladder that hides a typo'd level.
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
-# Resolvers are tried in order, so putting the str resolver first wins over base-60 int/float.
-_Loader.yaml_implicit_resolvers = {
-    first: (
-        [("tag:yaml.org,2002:str", _SEXAGESIMAL)]
-        if isinstance(first, str) and first in "+-0123456789"
-        else []
-    )
-    + list(resolvers)
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _err(src: str, where: str, msg: str) -> ConfigError:
     return ConfigError(f"{src}: {where}: {msg}" if where else f"{src}: {msg}")
 
@@ -122,29 +90,6 @@ def _what(value: object) -> str:
 
 def _unknown_key(src: str, where: str, key: object, shown: str) -> ConfigError:
     return _err(src, where, f"unknown key {str(key)!r} (expected one of: {shown})")
-
-
-def load_policy(path: str | Path, shown_as: str | None = None) -> Policy:
-    """Read and validate a ladder file; ``shown_as`` (default: the path) names it in messages."""
-    src = shown_as or str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _err(src, "", "no such file") from None
-    except UnicodeDecodeError:
-        raise _err(src, "", "not UTF-8 text") from None
-    except OSError as e:  # a directory, no permission, an I/O error
-        raise _err(src, "", f"cannot read: {(e.strerror or str(e)).lower()}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = ", ".join(t for t in (e.context, e.problem) if t) or "syntax error"
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise _err(src, where, f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as e:
-        raise _err(src, "", f"invalid YAML: {e}") from None
-    return policy_from_mapping(data, src)
 
 
 def policy_from_mapping(data: object, source: str) -> Policy:

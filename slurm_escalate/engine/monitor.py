@@ -20,7 +20,6 @@ from datetime import datetime
 from slurm_escalate.arrays.spec import compress
 from slurm_escalate.core.chain import Chain, TaskStatus
 from slurm_escalate.core.classify import classify, decide
-from slurm_escalate.core.errors import EscalateError, SlurmCommandError, SlurmParseError
 from slurm_escalate.core.events import ChainSet
 from slurm_escalate.core.interval import next_poll_interval
 from slurm_escalate.core.learning import sibling_level
@@ -36,8 +35,10 @@ from slurm_escalate.core.models import (
 from slurm_escalate.core.units import parse_mem_mb
 from slurm_escalate.engine.hooks import HookRunner, run_hook
 from slurm_escalate.engine.submitter import Clock, FirstSubmissionRefused, Submitter
+from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
 from slurm_escalate.sbatch.plan import PlanContext, resources_for
 from slurm_escalate.state.faults import crash_point
+from slurm_escalate.state.journal import StaleWriter
 
 __all__ = ["Clock", "FirstSubmissionRefused", "Monitor", "PollReport"]
 
@@ -371,6 +372,7 @@ class Monitor:
             if self._blocked and not error:  # a submission waits for Slurm to answer
                 sub = next((s for s in self.chain.submissions if s.job_id is None), None)
                 error = f"submission in doubt: {sub.error if sub else 'Slurm unreachable'}"
+            self._persist()
             self._beat(failures + bool(self._blocked), interval, error)
             if self.on_poll:
                 self.on_poll(self.chain, PollReport(changed, interval, failures))
@@ -382,6 +384,16 @@ class Monitor:
         self.book.close()
         self._beat(0, 0.0, None, stopped=True)  # the lease is free at once
         return self.chain.state
+
+    def _persist(self) -> None:
+        """After a poll: the summary for list/status/watch, and compaction when it is due."""
+        try:
+            self.book.maybe_compact()
+            self.book.write_summary(self.clock.now())
+        except StaleWriter:
+            raise
+        except EscalateError as e:  # the journal has every event; these can wait a poll
+            self.log.warning(f"cannot write the summary or snapshot: {e}")
 
     def _beat(
         self, failures: int, interval: float, error: str | None, stopped: bool = False

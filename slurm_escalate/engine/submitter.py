@@ -20,9 +20,9 @@ from loguru import logger
 from slurm_escalate.arrays.pieces import wrapper_script
 from slurm_escalate.arrays.spec import compress
 from slurm_escalate.core.chain import Submission, SubmissionStatus, TaskStatus
-from slurm_escalate.core.errors import EscalateError, SlurmCommandError, SlurmParseError
 from slurm_escalate.core.events import ChainSet, Intent, SubFailed, Submitted, submission_indices
 from slurm_escalate.core.models import ChainState, TaskState
+from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
 from slurm_escalate.sbatch.args import build_sbatch_args, effective, resolve_directive_conflicts
 from slurm_escalate.sbatch.plan import (
     PlanContext,

@@ -3,7 +3,8 @@
 ``stats.build_report`` turns a Chain into a typed ReportData (pure); the
 renderers ``markdown``, ``html`` (one self-contained file), ``jsonout``
 (documented in docs/report-json.md) and ``sqlite`` only read that.
-``collect`` and ``logs`` are the parts that touch the file system.
+``logs`` reads task logs; loading chains for a report is the service's
+(service/collect.py).
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from slurm_escalate.reporting.markdown import render_markdown
 from slurm_escalate.reporting.model import ReportData
 from slurm_escalate.reporting.sqlite import write_sqlite
 from slurm_escalate.reporting.stats import build_report
-from slurm_escalate.service.collect import load_reports
 
 __all__ = [
     "ReportData",
     "build_report",
-    "load_reports",
     "render_html",
     "render_json",
     "render_markdown",

@@ -18,7 +18,7 @@ from collections import deque
 from pathlib import Path
 
 from slurm_escalate.core.chain import Attempt, Chain
-from slurm_escalate.core.errors import EscalateError
+from slurm_escalate.errors import EscalateError
 from slurm_escalate.reporting.model import LogTail
 from slurm_escalate.sbatch.args import JobRequest, effective, make_request
 

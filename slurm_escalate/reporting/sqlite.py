@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from slurm_escalate.core.errors import StateError
+from slurm_escalate.errors import StateError
 from slurm_escalate.reporting.model import ReportData
 
 SCHEMA = """

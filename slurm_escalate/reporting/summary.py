@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from slurm_escalate.core.chain import Attempt, Chain, SubmissionStatus, TaskStatus
+from slurm_escalate.core.chain import Attempt, Chain, Headline, SubmissionStatus, TaskStatus
 from slurm_escalate.core.models import TaskState
 
 _ORDER = [
@@ -143,14 +143,14 @@ def summary(chain: Chain, now: float, log_file: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def list_rows(chains: list[tuple[Chain, str]]) -> list[str]:
+def list_rows(chains: list[tuple[Headline, str]]) -> list[str]:
     """One line per chain for ``slurm-escalate list``; the str is the monitor's liveness."""
     out = [f"{'CHAIN':<22} {'STATE':<10} {'TASKS':>6} {'DONE':>6} {'BAD':>5} {'MONITOR':<9} SCRIPT"]
     for chain, monitor in chains:
-        c = chain.counts()
+        c = chain.counts
         bad = sum(c.get(s, 0) for s in _PROBLEMS)
         out.append(
-            f"{chain.chain_id:<22} {chain.state.value:<10} {len(chain.tasks):>6} "
+            f"{chain.chain_id:<22} {chain.state.value:<10} {chain.tasks:>6} "
             f"{c.get(TaskState.COMPLETED, 0):>6} {bad:>5} {monitor:<9} {chain.script or '--wrap'}"
         )
     return out

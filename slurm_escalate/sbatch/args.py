@@ -35,9 +35,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from slurm_escalate.arrays.spec import ArraySpec, parse_array_spec
-from slurm_escalate.core.errors import ScriptError, UsageError
 from slurm_escalate.core.models import Level
 from slurm_escalate.core.units import format_mem, format_time, parse_mem_mb, parse_time_s
+from slurm_escalate.errors import ScriptError, UsageError
 from slurm_escalate.sbatch.options import (
     LONG_NAMES,
     OPTIONS,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
 
-from slurm_escalate.core.errors import ScriptError
+from slurm_escalate.errors import ScriptError
 
 
 class Arg(str, Enum):

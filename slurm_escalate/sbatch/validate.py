@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 
 from slurm_escalate.arrays.spec import ArraySpec
-from slurm_escalate.core.errors import UsageError
 from slurm_escalate.core.models import ClusterLimits
+from slurm_escalate.errors import UsageError
 from slurm_escalate.sbatch.args import JobRequest
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -27,7 +27,6 @@ from datetime import datetime
 from slurm_escalate.arrays.spec import compress, format_array
 from slurm_escalate.core.chain import Chain
 from slurm_escalate.core.classify import classify, decide
-from slurm_escalate.core.errors import SlurmCommandError, UsageError
 from slurm_escalate.core.events import Event, Intent, Submitted
 from slurm_escalate.core.models import (
     FailureKind,
@@ -38,6 +37,7 @@ from slurm_escalate.core.models import (
     TaskState,
 )
 from slurm_escalate.core.units import format_time, parse_mem_mb, parse_slurm_duration
+from slurm_escalate.errors import SlurmCommandError, UsageError
 from slurm_escalate.sbatch.args import _without
 from slurm_escalate.sbatch.options import OptionSyntaxError, getopt
 from slurm_escalate.sbatch.plan import PlanContext, PlannedSubmission, group_retries, plan_group

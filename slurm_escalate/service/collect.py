@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from slurm_escalate.core.chain import Chain
-from slurm_escalate.core.errors import EscalateError, UsageError
 from slurm_escalate.core.ladder import level_at
 from slurm_escalate.core.models import Level
+from slurm_escalate.errors import EscalateError, UsageError
 from slurm_escalate.reporting.logs import task_logs
 from slurm_escalate.reporting.model import ReportData
 from slurm_escalate.reporting.stats import build_report, problem_indices

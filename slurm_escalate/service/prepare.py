@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slurm_escalate.core.chain import Chain, TaskStatus
-from slurm_escalate.core.errors import StateError, UsageError
-from slurm_escalate.core.ladder import builtin_policy, check_against_cluster, load_policy
+from slurm_escalate.core.ladder import builtin_policy, check_against_cluster
 from slurm_escalate.core.models import ClusterLimits, Level, Policy
 from slurm_escalate.engine.monitor import Clock, Monitor
 from slurm_escalate.engine.submitter import Submitter
+from slurm_escalate.errors import StateError, UsageError
 from slurm_escalate.sbatch.args import (
     JobRequest,
     array_spec,
@@ -30,6 +30,7 @@ from slurm_escalate.sbatch.args import (
 from slurm_escalate.sbatch.plan import PlanContext
 from slurm_escalate.sbatch.validate import check_request
 from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.state.ladder_file import load_policy
 from slurm_escalate.state.store import ChainStore, new_chain_id
 
 LADDER_COPY = "ladder.yaml"

@@ -15,8 +15,8 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 
-from slurm_escalate.core.errors import SlurmCommandError
 from slurm_escalate.core.models import ClusterLimits, PartitionInfo, TaskRecord
+from slurm_escalate.errors import SlurmCommandError
 from slurm_escalate.slurm.parse import (
     SACCT_FIELDS,
     group_task_records,

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from slurm_escalate.arrays.spec import expand
-from slurm_escalate.core.errors import ArraySpecError, SlurmParseError
 from slurm_escalate.core.models import (
     ClusterLimits,
     PartitionInfo,
@@ -21,6 +20,7 @@ from slurm_escalate.core.models import (
     TaskRecord,
 )
 from slurm_escalate.core.units import parse_rss_kb, parse_slurm_duration
+from slurm_escalate.errors import ArraySpecError, SlurmParseError
 from slurm_escalate.slurm.fastbuild import Memo, gc_paused, unfrozen_builder
 from slurm_escalate.slurm.hostlist import expand_hostlist
 

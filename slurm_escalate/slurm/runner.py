@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from slurm_escalate.core.errors import SlurmCommandError
+from slurm_escalate.errors import SlurmCommandError
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ import msgspec
 
 from slurm_escalate.arrays.spec import expand
 from slurm_escalate.core.chain import Chain, Submission, TaskStatus
-from slurm_escalate.core.errors import StateError
 from slurm_escalate.core.events import (
     JOURNAL_VERSION,
     ChainSet,
@@ -51,6 +50,7 @@ from slurm_escalate.core.events import (
     apply,
 )
 from slurm_escalate.core.models import ChainState, Level
+from slurm_escalate.errors import StateError
 from slurm_escalate.state.faults import crash_point
 
 SPEC_FILE = "chain.json"

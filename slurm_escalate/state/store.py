@@ -40,11 +40,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 from loguru import logger
 
 from slurm_escalate.arrays.compress import compress
-from slurm_escalate.core.chain import Chain, from_dict
-from slurm_escalate.core.errors import StateError
+from slurm_escalate.core.chain import Chain, Headline, from_dict
+from slurm_escalate.core.models import TaskState
+from slurm_escalate.errors import StateError
 from slurm_escalate.state import journal
 from slurm_escalate.state.book import ChainBook
 from slurm_escalate.state.journal import (
@@ -54,7 +56,6 @@ from slurm_escalate.state.journal import (
     Journal,
     Loaded,
     Snapshot,
-    Summary,
     atomic_write,
 )
 
@@ -247,8 +248,20 @@ class ChainStore:
                 f"heartbeat {age:.0f}s ago)"
             )
 
-    def summary(self, chain_id: str) -> Summary | None:
-        return journal.read_summary(self.chain_dir(chain_id))
+    def headline(self, chain_id: str) -> Headline:
+        """What ``list`` shows of a chain, from its summary: the same cost at any size."""
+        directory = self.chain_dir(chain_id)
+        found = journal.read_summary(directory) if journal.is_journal_chain(directory) else None
+        if found is not None:
+            try:
+                script = msgspec.json.decode((directory / SPEC_FILE).read_bytes(), type=_Script)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                found = None
+        if found is None:  # a chain of release 0.1, or one no monitor has summarised yet
+            chain = self.load(chain_id)
+            return Headline(chain_id, chain.state, chain.script, len(chain.tasks), chain.counts())
+        counts = {TaskState(k): v for k, v in found.counts.items()}
+        return Headline(chain_id, found.state, script.script, found.tasks, counts)
 
     def resolve(self, chain_ref: str) -> str:
         """A full chain id, or a unique prefix or suffix of one."""
@@ -336,6 +349,10 @@ class ChainStore:
                 except OSError:
                     pass
             os.close(fd)  # closing releases the lock
+
+
+class _Script(msgspec.Struct):
+    script: str | None
 
 
 def _atomic_write(path: Path, text: str) -> None:

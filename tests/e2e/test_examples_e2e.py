@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_example_files_are_valid(e2e):
-    from slurm_escalate.core.ladder import load_policy
+    from slurm_escalate.state.ladder_file import load_policy
 
     for name in ("ladder.yaml", "ladder-checkpoint.yaml"):
         assert load_policy(e2e.examples / name).levels, name

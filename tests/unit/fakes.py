@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from slurm_escalate.arrays.spec import expand
-from slurm_escalate.core.errors import SlurmCommandError
 from slurm_escalate.core.models import (
     ClusterLimits,
     PartitionInfo,
@@ -25,6 +24,7 @@ from slurm_escalate.core.models import (
     TaskRecord,
 )
 from slurm_escalate.engine.monitor import Clock
+from slurm_escalate.errors import SlurmCommandError
 
 Outcome = Callable[[int | None, int, int], tuple[SlurmState, str]]  # -> (state, "code:signal")
 # -> extra SacctRow fields of a finished attempt (start, end, elapsed_s, nodes, req_mem, ...)

@@ -14,9 +14,9 @@ from fakes import FakeSlurm, FastClock, Job
 from slurm_escalate.cli import main as cli
 from slurm_escalate.cli import ops as cli_ops
 from slurm_escalate.core.chain import SubmissionStatus
-from slurm_escalate.core.errors import UsageError
 from slurm_escalate.core.events import apply
 from slurm_escalate.core.models import ChainState, Policy, SlurmState, TaskState
+from slurm_escalate.errors import UsageError
 from slurm_escalate.sbatch.plan import PlanContext
 from slurm_escalate.service import adopt
 from slurm_escalate.service import prepare as app
@@ -197,8 +197,8 @@ levels:
 
 
 def test_diagnose_and_plan_only_the_failed_tasks(tmp_path: Path):
-    from slurm_escalate.core.ladder import load_policy
     from slurm_escalate.sbatch.args import make_request, requested_level
+    from slurm_escalate.state.ladder_file import load_policy
 
     (tmp_path / "ladder.yaml").write_text(LADDER)
     policy = load_policy(tmp_path / "ladder.yaml")

@@ -15,7 +15,7 @@ from slurm_escalate.arrays.spec import (
     parse_array_spec,
     split_indices,
 )
-from slurm_escalate.core.errors import ArraySpecError
+from slurm_escalate.errors import ArraySpecError
 
 # --- parsing ---------------------------------------------------------------------------
 

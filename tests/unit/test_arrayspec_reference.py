@@ -29,7 +29,7 @@ from slurm_escalate.arrays.spec import (
     compress,
     parse_array_spec,
 )
-from slurm_escalate.core.errors import ArraySpecError
+from slurm_escalate.errors import ArraySpecError
 
 # --- the reference (the implementation before the "Scale and speed" rewrite) -------------
 

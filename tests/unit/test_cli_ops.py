@@ -308,7 +308,7 @@ def test_cancel_refuses_while_a_monitor_elsewhere_holds_the_chain(store, capsys,
 
 
 def test_cancel_when_scancel_fails_changes_nothing(store, capsys, monkeypatch):
-    from slurm_escalate.core.errors import SlurmCommandError
+    from slurm_escalate.errors import SlurmCommandError
 
     class Refusing(FakeSlurm):
         def cancel(self, job_ids):

@@ -8,12 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slurm_escalate.core.errors import ConfigError
 from slurm_escalate.core.ladder import (
     builtin_policy,
     check_against_cluster,
     level_at,
-    load_policy,
     multiplier_level,
     policy_from_mapping,
 )
@@ -27,6 +25,8 @@ from slurm_escalate.core.models import (
     PartitionInfo,
     Policy,
 )
+from slurm_escalate.errors import ConfigError
+from slurm_escalate.state.ladder_file import load_policy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ladder.yaml"
 

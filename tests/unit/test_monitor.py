@@ -11,9 +11,9 @@ import pytest
 from fakes import FakeSlurm, FastClock, ok
 
 from slurm_escalate.core.chain import SubmissionStatus
-from slurm_escalate.core.errors import SlurmCommandError
 from slurm_escalate.core.models import ChainState, SlurmState, TaskState
 from slurm_escalate.engine.monitor import FirstSubmissionRefused, Monitor, PollReport
+from slurm_escalate.errors import SlurmCommandError
 from slurm_escalate.service import prepare as app
 from slurm_escalate.state.store import ChainStore
 
@@ -540,7 +540,7 @@ def test_skip_sends_later_ooms_where_siblings_completed(tmp_path: Path) -> None:
 
 
 def test_unreadable_sacct_output_is_backed_off_not_fatal(tmp_path: Path) -> None:
-    from slurm_escalate.core.errors import SlurmParseError
+    from slurm_escalate.errors import SlurmParseError
 
     slurm = FakeSlurm(ok)
     real_query, broken = slurm.query, [2]

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from slurm_escalate.arrays.spec import ArraySpec
-from slurm_escalate.core.errors import ArraySpecError, ScriptError, UsageError
 from slurm_escalate.core.models import Level
+from slurm_escalate.errors import ArraySpecError, ScriptError, UsageError
 from slurm_escalate.sbatch.args import (
     JobRequest,
     SbatchOption,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from slurm_escalate.core.errors import SlurmCommandError, SlurmParseError
 from slurm_escalate.core.models import ClusterLimits, SlurmState
+from slurm_escalate.errors import SlurmCommandError, SlurmParseError
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.slurm.parse import SACCT_FIELDS
 from slurm_escalate.slurm.runner import CommandResult, SubprocessRunner

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from slurm_escalate.core.classify import classify
-from slurm_escalate.core.errors import SlurmParseError
 from slurm_escalate.core.models import (
     ClusterLimits,
     FailureKind,
@@ -22,6 +21,7 @@ from slurm_escalate.core.models import (
     SacctRow,
     SlurmState,
 )
+from slurm_escalate.errors import SlurmParseError
 from slurm_escalate.slurm.hostlist import expand_hostlist
 from slurm_escalate.slurm.parse import (
     SACCT_FIELDS,

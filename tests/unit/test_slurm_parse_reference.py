@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slurm_escalate.arrays.spec import expand
-from slurm_escalate.core.errors import ArraySpecError, SlurmParseError
 from slurm_escalate.core.models import SacctRow, SlurmState, TaskRecord
 from slurm_escalate.core.units import parse_rss_kb, parse_slurm_duration
+from slurm_escalate.errors import ArraySpecError, SlurmParseError
 from slurm_escalate.slurm import fastbuild, parse
 from slurm_escalate.slurm.parse import SACCT_FIELDS, group_task_records, parse_sacct
 

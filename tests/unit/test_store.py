@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
-from slurm_escalate.core.errors import StateError
 from slurm_escalate.core.models import ChainState, Level, TaskState
+from slurm_escalate.errors import StateError
 from slurm_escalate.state.store import ChainStore, default_home
 
 
