@@ -13,9 +13,11 @@ is unknown instead of silently submitting it again.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+import msgspec
 
 from slurm_escalate.core.models import ChainState, Level, TaskState
 from slurm_escalate.errors import StateError
@@ -30,8 +32,7 @@ class SubmissionStatus(str, Enum):
     UNKNOWN = "UNKNOWN"  # sbatch timed out or died: it may or may not have submitted
 
 
-@dataclass
-class Attempt:
+class Attempt(msgspec.Struct, omit_defaults=True):
     """One run of one task: which submission carried it and how it ended."""
 
     job_id: str  # the submission's job id; an array task is ``<job_id>_<index>``
@@ -53,12 +54,11 @@ class Attempt:
     skipped: str | None = None  # why the next attempt skipped rungs of the ladder
 
 
-@dataclass
-class TaskStatus:
+class TaskStatus(msgspec.Struct, omit_defaults=True):
     index: int | None  # None: the single task of a non-array job
     state: TaskState = TaskState.PENDING
     level: int = 0
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[Attempt] = []  # msgspec gives each task its own list
     resubmits_at_level: int = 0
     target_level: int | None = None  # set while state is RETRY
     exit_code: int | None = None
@@ -80,8 +80,7 @@ class TaskStatus:
         return self.index if current is None or current.slot is None else current.slot
 
 
-@dataclass
-class Submission:
+class Submission(msgspec.Struct, omit_defaults=True):
     seq: int
     level: int
     attempt: int
@@ -177,17 +176,8 @@ def _job_sort_key(job_id: str) -> tuple[int, str]:
 
 def to_dict(chain: Chain) -> dict[str, Any]:
     """JSON-ready form; enums become their values."""
-    return _plain(asdict(chain))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    plain: dict[str, Any] = msgspec.to_builtins(chain)
+    return plain
 
 
 def from_dict(data: Any, source: str = "state") -> Chain:

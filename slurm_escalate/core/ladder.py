@@ -452,3 +452,10 @@ def _grow(value: int | None, factor: float, steps: int, cap: int | None) -> int 
     # round() first so that float noise (1000 * 1.1 = 1100.0000000000002) does not add 1.
     grown = math.ceil(round(value * factor**steps, 6))
     return max(value, grown if cap is None else min(grown, cap))
+
+
+def resources_for(policy: Policy, level: int, base: Level) -> Level | None:
+    """The resources to impose at ``level``; None means "what the user asked for"."""
+    if not policy.levels and level == 0:
+        return None
+    return level_at(policy, level, base)

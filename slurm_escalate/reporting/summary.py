@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from slurm_escalate.core.chain import Attempt, Chain, Headline, SubmissionStatus, TaskStatus
 from slurm_escalate.core.models import TaskState
@@ -69,7 +70,7 @@ def _task_json(t: TaskStatus) -> dict[str, Any]:
 
 
 def _attempt_json(a: Attempt) -> dict[str, Any]:
-    fields = asdict(a)
+    fields = msgspec.structs.asdict(a)
     fields.pop("job_id")
     return fields
 

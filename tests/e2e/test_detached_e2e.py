@@ -38,7 +38,7 @@ def _check_finished_chain(e2e, chain: str, daemons: list[int]) -> None:
 
     # The monitor log lives in the chain directory and tells the story.
     chain_dir = e2e.home / "chains" / chain
-    assert (chain_dir / "state.json").is_file()
+    assert (chain_dir / "chain.json").is_file() and (chain_dir / "journal.jsonl").is_file()
     log = Path(status["log_file"])
     assert log.is_file(), status["log_file"]
     assert log.resolve() == (chain_dir / "monitor.log").resolve()

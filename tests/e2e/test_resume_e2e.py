@@ -57,11 +57,14 @@ def _check_finished(e2e, chain_id: str) -> None:
         "after-sbatch:2",  # the resubmission exists in Slurm, its job id is not recorded
         "after-record:2",  # recorded, killed right after
         "after-classify:1",  # tasks classified in memory only
-        "mid-save:5",  # a state file half written
+        "mid-save:5",  # a whole file (summary, heartbeat) half written
+        "mid-append:4",  # half a journal line on disk
+        "mid-compaction:2",  # a snapshot being made (compaction after every poll)
+        "after-snapshot:2",  # the snapshot in place, the journal not yet restarted
     ],
 )
 def test_resume_after_sigkill_at_each_step(e2e, crash_at):
-    env = {**e2e.env, "SLURM_ESCALATE_CRASH_AT": crash_at}
+    env = {**e2e.env, "SLURM_ESCALATE_CRASH_AT": crash_at, "SLURM_ESCALATE_COMPACT_BYTES": "1"}
     argv = e2e.chain_argv(_script(e2e), config=e2e.ladder(LADDER), sbatch=SBATCH)
     crashed = e2e._run(argv, 600, env)
     assert crashed.returncode == -signal.SIGKILL, crashed.describe()

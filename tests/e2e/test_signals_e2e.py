@@ -40,8 +40,9 @@ def test_sigterm_to_a_detached_monitor_exits_0_and_leaves_jobs_running(e2e):
     os.kill(pid, signal.SIGTERM)
     assert e2e.wait_until(lambda: not e2e.pid_alive(pid), 30), "daemon ignored SIGTERM"
     assert _queued(e2e), "SIGTERM must not cancel the jobs"
-    state = json.loads((e2e.home / "chains" / chain_id / "state.json").read_text())
-    assert state["state"] == "RUNNING"
+    summary = json.loads((e2e.home / "chains" / chain_id / "summary.json").read_text())
+    assert summary["state"] == "RUNNING"
+    assert e2e.status(chain_id)["state"] == "RUNNING"
     log = (e2e.home / "chains" / chain_id / "monitor.log").read_text()
     assert f"Pick up again with: slurm-escalate resume {chain_id}" in log, log
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlurm, FastClock, ok
 from test_monitor import build
 
 from slurm_escalate.core.chain import Attempt, Chain, TaskStatus
@@ -23,6 +22,7 @@ from slurm_escalate.service import prepare as app
 from slurm_escalate.state import journal
 from slurm_escalate.state.journal import StaleWriter
 from slurm_escalate.state.store import ChainStore
+from slurm_escalate.testing import FakeSlurm, FastClock, ok
 
 LEGACY = Path(__file__).parent / "data" / "legacy-0.1"
 
@@ -227,8 +227,8 @@ def test_a_release_0_1_chain_loads_resumes_to_the_end_and_is_kept(tmp_path: Path
     slurm = FakeSlurm(ok)
     slurm.next_id = 102
     slurm.jobs.update({"100": _job("100", [0, 1, 2, 3, 4, 5]), "101": _job("101", [1, 4], 1)})
-    prepared = app.reload(chain, store, slurm)  # type: ignore[arg-type]
-    monitor = app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())  # type: ignore[arg-type]
+    prepared = app.reload(chain, store, slurm)
+    monitor = app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())
     assert monitor.run(threading.Event()) is ChainState.FAILED  # task 3 has a real bug
     assert [t.state for t in monitor.chain.tasks].count(TaskState.COMPLETED) == 5
     assert slurm.calls["submit"] == 0  # nothing submitted twice
@@ -237,7 +237,7 @@ def test_a_release_0_1_chain_loads_resumes_to_the_end_and_is_kept(tmp_path: Path
 
 
 def _job(job_id: str, indices: list[int], level: int = 0):
-    from fakes import Job
+    from slurm_escalate.testing import Job
 
     return Job(job_id, indices, level, 1 + level, [], {})
 
@@ -250,3 +250,17 @@ def test_files_stay_private(tmp_path: Path) -> None:
     directory = store.chain_dir(book.chain.chain_id)
     for name in ("chain.json", "journal.jsonl", "snapshot.json", "summary.json"):
         assert os.stat(directory / name).st_mode & 0o777 == 0o600, name
+
+
+def test_a_daemon_whose_inherited_descriptors_were_closed_reopens_the_journal(
+    tmp_path: Path,
+) -> None:
+    store, book = _book(tmp_path)
+    claimed = book.epoch
+    os.close(book.journal._fd)  # what daemonizing does to every inherited descriptor
+    book.journal.reclaim(time.time())
+    book.patch(book.chain.tasks[0], {"state": TaskState.RUNNING})
+    book.close()
+    loaded = journal.load(store.chain_dir(book.chain.chain_id))
+    assert loaded.epoch == claimed + 1 and loaded.owner is not None and loaded.owner.pid == os.getpid()
+    assert loaded.chain.task(0).state is TaskState.RUNNING

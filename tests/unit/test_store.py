@@ -71,8 +71,8 @@ def test_state_files_are_plain_json_readable_by_other_tools(tmp_path: Path) -> N
     assert json.loads((directory / "chain.json").read_text())["script_args"][1] == "it's"
     data = json.loads((directory / "snapshot.json").read_text())
     assert data["state"] == "RUNNING"
-    assert data["submissions"][1]["status"] == "INTENT"
-    assert data["submissions"][1]["job_id"] is None
+    assert data["submissions"][0]["status"] == "SUBMITTED"
+    assert "job_id" not in data["submissions"][1]  # a field at its default is left out
     lines = (directory / "journal.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines][0] == {"journal": 1, "gen": 1}
 

@@ -1,0 +1,3 @@
+scontrol show config
+# scontrol show config of the live cluster
+# slurm-wlm 26.05.5

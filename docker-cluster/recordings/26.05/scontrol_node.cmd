@@ -1,0 +1,3 @@
+scontrol --all --oneliner show node
+# live cluster
+# slurm-wlm 26.05.5
