@@ -11,12 +11,25 @@ which things happened.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from slurm_escalate.arrays.spec import expand
 from slurm_escalate.core.chain import Chain, TaskStatus
-from slurm_escalate.core.events import Event, apply, group_patches, patch_task
+from slurm_escalate.core.events import (
+    Event,
+    Submitted,
+    Tasks,
+    apply,
+    group_patches,
+    patch_task,
+    submission_indices,
+)
+from slurm_escalate.core.models import TaskState
 from slurm_escalate.state.journal import Journal, summarize
+
+Key = tuple[TaskState, int]  # (state, level): what the summary counts
 
 
 class ChainBook:
@@ -25,6 +38,9 @@ class ChainBook:
         self.journal = journal
         self._queue: list[tuple[int | None, dict[str, Any]]] = []
         self.bytes_written = 0
+        # Tasks by (state, level), kept up to date change by change, so that the
+        # summary written after every poll costs what changed, not the chain.
+        self.counts: Counter[Key] = Counter((t.state, t.level) for t in chain.tasks)
         # Called with each committed batch (tests and benchmarks count them).
         self.on_commit: Callable[[list[Event]], None] | None = None
 
@@ -34,15 +50,27 @@ class ChainBook:
 
     def patch(self, task: TaskStatus, fields: dict[str, Any]) -> None:
         """Change a task now (``a.``-prefixed fields: its current attempt); journal it at commit."""
+        before = (task.state, task.level)
         patch_task(task, fields)
+        self._recount([before], [task])
         self._queue.append((task.index, fields))
 
     def record(self, *events: Event) -> None:
         """Apply and append events now (after whatever is queued), fsynced."""
         self.commit()
         for event in events:
+            touched = [self.chain.task(i) for i in _indices(self.chain, event)]
+            before = [(t.state, t.level) for t in touched]
             apply(self.chain, event)
+            self._recount(before, touched)
         self._append(list(events))
+
+    def _recount(self, before: list[Key], tasks: list[TaskStatus]) -> None:
+        for key, task in zip(before, tasks, strict=True):
+            after = (task.state, task.level)
+            if after != key:
+                self.counts[key] -= 1
+                self.counts[after] += 1
 
     def commit(self) -> None:
         """Append the queued task changes, grouped; compact when the journal has grown."""
@@ -66,8 +94,17 @@ class ChainBook:
         return True
 
     def write_summary(self, now: float) -> None:
-        self.journal.write_summary(summarize(self.chain, now, self.journal.epoch))
+        self.journal.write_summary(summarize(self.chain, self.counts, now, self.journal.epoch))
 
     def close(self) -> None:
         self.commit()
         self.journal.close()
+
+
+def _indices(chain: Chain, event: Event) -> list[int | None]:
+    """The tasks an event may change."""
+    if isinstance(event, Submitted):
+        return submission_indices(chain.submissions[event.seq - 1])
+    if isinstance(event, Tasks):
+        return list(expand(event.idx)) if event.idx is not None else [None]
+    return []

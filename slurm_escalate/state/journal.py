@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -49,7 +49,7 @@ from slurm_escalate.core.events import (
     Record,
     apply,
 )
-from slurm_escalate.core.models import ChainState, Level
+from slurm_escalate.core.models import ChainState, Level, TaskState
 from slurm_escalate.errors import StateError
 from slurm_escalate.state.faults import crash_point
 
@@ -241,19 +241,22 @@ def read_summary(directory: Path) -> Summary | None:
         return None
 
 
-def summarize(chain: Chain, now: float, epoch: int) -> Summary:
-    by_level: dict[str, Counter[str]] = {}
-    counts: Counter[str] = Counter()
-    for task in chain.tasks:
-        state = task.state.value
-        counts[state] += 1
-        by_level.setdefault(str(task.level), Counter())[state] += 1
+def summarize(
+    chain: Chain, counts: Mapping[tuple[TaskState, int], int], now: float, epoch: int
+) -> Summary:
+    """The summary from counts of tasks by (state, level)."""
+    by_state: Counter[str] = Counter()
+    by_level: dict[int, dict[str, int]] = {}
+    for (state, level), n in counts.items():
+        if n:
+            by_state[state.value] += n
+            by_level.setdefault(level, {})[state.value] = n
     return Summary(
         chain_id=chain.chain_id,
         state=chain.state,
         tasks=len(chain.tasks),
-        counts=dict(counts),
-        levels={k: dict(v) for k, v in sorted(by_level.items(), key=lambda kv: int(kv[0]))},
+        counts=dict(by_state),
+        levels={str(k): v for k, v in sorted(by_level.items())},
         updated_at=now,
         epoch=epoch,
     )

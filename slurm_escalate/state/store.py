@@ -248,6 +248,10 @@ class ChainStore:
                 f"heartbeat {age:.0f}s ago)"
             )
 
+    def summary(self, chain_id: str) -> journal.Summary | None:
+        """The chain's summary.json (None for a chain no monitor has summarised)."""
+        return journal.read_summary(self.chain_dir(chain_id))
+
     def headline(self, chain_id: str) -> Headline:
         """What ``list`` shows of a chain, from its summary: the same cost at any size."""
         directory = self.chain_dir(chain_id)

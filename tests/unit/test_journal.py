@@ -39,6 +39,11 @@ def test_replaying_the_journal_gives_exactly_the_monitors_view(tmp_path: Path) -
     assert monitor.run(threading.Event()) is ChainState.COMPLETED
     assert store.load(monitor.chain.chain_id) == monitor.chain
     assert [len(t.attempts) for t in monitor.chain.tasks[:3]] == [2, 1, 1]
+    # The summary's counts, kept change by change, agree with a count of the view.
+    summary = store.summary(monitor.chain.chain_id)
+    assert summary is not None and summary.state is ChainState.COMPLETED
+    assert summary.counts == {"COMPLETED": 30}
+    assert summary.levels == {"0": {"COMPLETED": 20}, "1": {"COMPLETED": 10}}
 
 
 def test_a_thousand_completions_make_one_short_line() -> None:
