@@ -89,6 +89,15 @@ class Snapshot(msgspec.Struct):
     submissions: list[Submission]
 
 
+def snapshot_of(chain: Chain, covers: Covers, epoch: int) -> Snapshot:
+    """The chain's mutable part, as of the journal position ``covers``."""
+    return Snapshot(
+        covers=covers,
+        epoch=epoch,
+        **{name: getattr(chain, name) for name in MUTABLE},
+    )
+
+
 class Summary(msgspec.Struct):
     chain_id: str
     state: ChainState
@@ -384,18 +393,7 @@ class Journal:
     def compact(self, chain: Chain) -> None:
         """Fold the journal into a snapshot and start the next generation."""
         self._check_owner()
-        snap = Snapshot(
-            covers=Covers(self.gen, self._size),
-            epoch=self.epoch,
-            state=chain.state,
-            finished_at=chain.finished_at,
-            base=chain.base,
-            min_poll=chain.min_poll,
-            max_poll=chain.max_poll,
-            tasks=chain.tasks,
-            submissions=chain.submissions,
-        )
-        data = msgspec.json.encode(snap)
+        data = msgspec.json.encode(snapshot_of(chain, Covers(self.gen, self._size), self.epoch))
         crash_point("mid-compaction")
         atomic_write(self.directory / SNAPSHOT_FILE, data)
         crash_point("after-snapshot")

@@ -55,7 +55,6 @@ from slurm_escalate.state.journal import (
     Covers,
     Journal,
     Loaded,
-    Snapshot,
     atomic_write,
 )
 
@@ -197,17 +196,7 @@ class ChainStore:
     def _migrate(self, chain: Chain) -> Loaded:
         directory = self.chain_dir(chain.chain_id)
         header = journal.header(0)
-        snap = Snapshot(
-            covers=Covers(0, len(header)),
-            epoch=0,
-            state=chain.state,
-            finished_at=chain.finished_at,
-            base=chain.base,
-            min_poll=chain.min_poll,
-            max_poll=chain.max_poll,
-            tasks=chain.tasks,
-            submissions=chain.submissions,
-        )
+        snap = journal.snapshot_of(chain, Covers(0, len(header)), epoch=0)
         atomic_write(directory / SNAPSHOT_FILE, journal.encode(snap))
         real = [t.index for t in chain.tasks if t.index is not None]
         journal.write_spec(directory, chain, compress(real) if chain.is_array else None)

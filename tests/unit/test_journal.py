@@ -142,16 +142,8 @@ def test_compaction_folds_the_journal_and_a_crash_after_the_snapshot_loses_nothi
     directory = store.chain_dir("20261202-101500-ab12")
     # The window between the snapshot and the journal's restart: the snapshot
     # covers the whole old journal, which is still in place.
-    snap = journal.Snapshot(
-        covers=journal.Covers(book.journal.gen, book.journal.size),
-        epoch=book.epoch,
-        state=book.chain.state,
-        finished_at=None,
-        base=book.chain.base,
-        min_poll=book.chain.min_poll,
-        max_poll=book.chain.max_poll,
-        tasks=book.chain.tasks,
-        submissions=book.chain.submissions,
+    snap = journal.snapshot_of(
+        book.chain, journal.Covers(book.journal.gen, book.journal.size), book.epoch
     )
     journal.atomic_write(directory / "snapshot.json", journal.encode(snap))
     assert store.load("ab12") == before
@@ -267,5 +259,6 @@ def test_a_daemon_whose_inherited_descriptors_were_closed_reopens_the_journal(
     book.patch(book.chain.tasks[0], {"state": TaskState.RUNNING})
     book.close()
     loaded = journal.load(store.chain_dir(book.chain.chain_id))
-    assert loaded.epoch == claimed + 1 and loaded.owner is not None and loaded.owner.pid == os.getpid()
+    assert loaded.epoch == claimed + 1
+    assert loaded.owner is not None and loaded.owner.pid == os.getpid()
     assert loaded.chain.task(0).state is TaskState.RUNNING
