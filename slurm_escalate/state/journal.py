@@ -42,7 +42,6 @@ from slurm_escalate.arrays.spec import expand
 from slurm_escalate.core.chain import Chain, Submission, TaskStatus
 from slurm_escalate.core.events import (
     JOURNAL_VERSION,
-    ChainSet,
     Event,
     EventError,
     Owner,
@@ -458,7 +457,6 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 
 __all__ = [
-    "ChainSet",
     "Journal",
     "Loaded",
     "StaleWriter",

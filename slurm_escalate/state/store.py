@@ -282,7 +282,7 @@ class ChainStore:
 
     def beat(self, chain_id: str, beat: dict[str, object]) -> None:
         """The monitor's pulse after every poll (small; the state file is not rewritten)."""
-        _atomic_write(self.chain_dir(chain_id) / HEARTBEAT_FILE, json.dumps(beat))
+        atomic_write(self.chain_dir(chain_id) / HEARTBEAT_FILE, json.dumps(beat))
 
     def heartbeat(self, chain_id: str) -> dict[str, object] | None:
         """The last pulse: {"at", "pid", "host", "failures", "next_poll_s", "error"}, or None."""
@@ -332,7 +332,7 @@ class ChainStore:
                             f"chain {chain_id} is already being monitored{holder}"
                         ) from None
                     time.sleep(0.1)
-            _atomic_write(directory / PID_FILE, f"{socket.gethostname()} {os.getpid()}\n")
+            atomic_write(directory / PID_FILE, f"{socket.gethostname()} {os.getpid()}\n")
             locked = True
             yield
         finally:
@@ -346,10 +346,6 @@ class ChainStore:
 
 class _Script(msgspec.Struct):
     script: str | None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    atomic_write(path, text)
 
 
 def _pid_alive(pid: int) -> bool:
