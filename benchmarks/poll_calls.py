@@ -24,7 +24,7 @@ from loguru import logger
 
 from slurm_escalate.engine.monitor import PollReport
 from slurm_escalate.service import prepare as app
-from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.slurm.client import SlurmCommands
 from slurm_escalate.slurm.runner import SubprocessRunner
 from slurm_escalate.state.store import ChainStore
 
@@ -70,7 +70,7 @@ def main() -> None:
     (work / "job.sh").write_text(SCRIPT.format(every=args.every))
     (work / "ladder.yaml").write_text(LADDER)
     runner = TimedRunner()
-    client = SlurmClient(runner)
+    client = SlurmCommands(runner)
     store = ChainStore(work / "state")
     opts = app.SubmitOptions(config="ladder.yaml", min_poll=args.min_poll)
     tokens = [f"--array=0-{args.tasks - 1}", "--output=/dev/null", "job.sh"]

@@ -26,18 +26,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from slurm_escalate.arrays.spec import compress, expand
+from slurm_escalate.core.classify import classify
+from slurm_escalate.core.models import ClusterLimits, Policy, SlurmState
+from slurm_escalate.service import prepare as app
+from slurm_escalate.slurm.parse import group_task_records, parse_sacct
+from slurm_escalate.state.store import ChainStore
+from slurm_escalate.testing import FakeSlurm, FastClock
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "unit"))
-
-from fakes import FakeSlurm, FastClock  # noqa: E402
-
-from slurm_escalate import app  # noqa: E402
-from slurm_escalate.arrays.spec import compress, expand  # noqa: E402
-from slurm_escalate.core.classify import classify  # noqa: E402
-from slurm_escalate.core.models import ClusterLimits, Policy, SlurmState  # noqa: E402
-from slurm_escalate.slurm.parse import group_task_records, parse_sacct  # noqa: E402
-from slurm_escalate.state.store import ChainStore  # noqa: E402
-
 RESULTS = REPO / "benchmarks" / "results"
 
 

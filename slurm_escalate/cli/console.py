@@ -8,7 +8,6 @@ output is a file or a pipe, every event is one plain line and nothing is redrawn
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TextIO
 
@@ -17,13 +16,9 @@ from loguru import logger
 from slurm_escalate.core.chain import Chain
 from slurm_escalate.engine.monitor import PollReport
 from slurm_escalate.reporting.summary import counts_line, live_block
+from slurm_escalate.service.run import LOG_FORMAT
 
-LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss} {level:<7} {message}"
 LEVELS = {-1: "WARNING", 0: "INFO", 1: "DEBUG"}
-
-
-def add_file_sink(path: str) -> int:
-    return logger.add(path, format=LOG_FORMAT, level="DEBUG", enqueue=False)
 
 
 class Console:
@@ -83,6 +78,3 @@ class Console:
         self.stream.flush()
         self._drawn = len(lines)
 
-
-def stderr_console(verbosity: int) -> Console:
-    return Console(sys.stderr, verbosity, live=False)

@@ -1,57 +1,50 @@
 """Command line: ``sbatch_escalate`` and the ``slurm-escalate`` group.
 
-Each command builds its objects, makes one library call and renders the
-result. Every domain error becomes a single ``prog: error: ...`` line with the
-error's exit status (2 for bad input, 3 when Slurm refuses); no tracebacks.
+Each command parses its options, makes one service call with the command's
+``Env`` (click's ``ctx.obj``: the Slurm client factory, the chain store, the
+clock, the environment, stdout) and renders the result. Every domain error
+becomes a single ``prog: error: ...`` line with the error's exit status (2 for
+bad input, 3 when Slurm refuses); no tracebacks.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import signal
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
 from loguru import logger
 
-from slurm_escalate.arrays.pieces import plan_pieces
-from slurm_escalate.cli.console import Console, add_file_sink
-from slurm_escalate.cli.redact import mask_command_line
-from slurm_escalate.core.chain import Chain
-from slurm_escalate.core.events import ChainSet
-from slurm_escalate.core.models import ChainState
-from slurm_escalate.engine.daemon import DetachError, detach
-from slurm_escalate.engine.monitor import Monitor
-from slurm_escalate.errors import EscalateError, UsageError
+from slurm_escalate.arrays.spec import compress
+from slurm_escalate.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    HELP,
+    domain_errors,
+    echo,
+    pass_env,
+    version_option,
+)
+from slurm_escalate.cli.console import Console
+from slurm_escalate.cli.ops import adopt, cancel, log, watch
+from slurm_escalate.cli.report import report
 from slurm_escalate.reporting.summary import list_rows, status_json, summary
-from slurm_escalate.sbatch.args import build_sbatch_args
+from slurm_escalate.sbatch.plan import PlannedFile
+from slurm_escalate.service import chains
 from slurm_escalate.service import prepare as app
-from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.state.store import ChainStore
-
-
-def _default_client() -> SlurmClient:
-    """The real client; SLURM_ESCALATE_SBATCH_TIMEOUT (seconds) bounds each sbatch call."""
-    raw = os.environ.get("SLURM_ESCALATE_SBATCH_TIMEOUT", "")
-    try:
-        timeout = float(raw) if raw else 120.0
-    except ValueError:
-        msg = f"SLURM_ESCALATE_SBATCH_TIMEOUT={raw!r} is not a number of seconds"
-        raise UsageError(msg) from None
-    return SlurmClient(submit_timeout=timeout)
-
-
-#: How commands get a Slurm client; tests substitute a fake.
-client_factory: Callable[[], SlurmClient] = _default_client
-
-EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE, EXIT_SLURM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from slurm_escalate.service.env import Env
+from slurm_escalate.service.submit import (
+    DryRun,
+    ResumeInput,
+    Started,
+    SubmitInput,
+)
+from slurm_escalate.service.submit import resume as resume_chain
+from slurm_escalate.service.submit import submit as submit_chain
 
 SUBMIT_HELP = """Submit a job (array) and move failed tasks up a resource ladder until done.
 
@@ -82,32 +75,6 @@ Note: -v, -q and -h are this tool's; use sbatch's long forms --qos, --verbose.
 """
 
 
-class UsageCliError(click.ClickException):
-    exit_code = EXIT_USAGE
-
-
-class SlurmCliError(click.ClickException):
-    exit_code = EXIT_SLURM
-
-
-def CliError(message: str, exit_code: int) -> click.ClickException:  # noqa: N802
-    """A ClickException carrying one of our exit statuses (2 or 3)."""
-    return SlurmCliError(message) if exit_code == EXIT_SLURM else UsageCliError(message)
-
-
-def _domain_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EscalateError as e:
-            raise CliError(str(e), e.exit_code) from None
-        except DetachError as e:
-            raise CliError(str(e), EXIT_SLURM) from None
-
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return wrapper
-
-
 CONTEXT = {
     "help_option_names": ["-h", "--help"],
     "ignore_unknown_options": True,
@@ -118,6 +85,7 @@ CONTEXT = {
 @click.command(
     "submit", context_settings=CONTEXT, help=SUBMIT_HELP, options_metavar="[OWN OPTIONS]"
 )
+@version_option()
 @click.option("--config", metavar="FILE", help="Ladder YAML (levels, state_handling).")
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
@@ -153,8 +121,10 @@ CONTEXT = {
     type=click.UNPROCESSED,
     metavar="[SBATCH OPTIONS...] SCRIPT [SCRIPT ARGS...]",
 )
-@_domain_errors
+@pass_env
+@domain_errors
 def submit(
+    env: Env,
     sbatch_args: tuple[str, ...],
     detached: bool,
     dry_run: bool,
@@ -163,142 +133,72 @@ def submit(
     quiet: int,
     **own: Any,
 ) -> int:
-    opts = app.SubmitOptions(**own)
-    tokens = list(sbatch_args)
-    verbosity = verbose - quiet
-    client = client_factory()
-    store = ChainStore()
-    cwd = os.getcwd()
-    prepared = app.prepare(tokens, opts, client, cwd)
-    if dry_run:
-        return _dry_run(prepared)
-    chain = app.create_chain(prepared, opts, store, cwd, time.time())
-    log_path = str(store.log_path(chain.chain_id))
-    file_sink = add_file_sink(log_path)
-    out = sys.stderr if parsable else sys.stdout
-    console = Console(out, verbosity, live=False if detached else None)
-    console.attach()
-    command = shlex.join(["sbatch_escalate", *mask_command_line(tokens)])
-    logger.info(f"chain {chain.chain_id}: {command} (in {cwd})")
-    with store.lock(chain.chain_id):
-        monitor = app.make_monitor(chain, prepared, store, client, os.environ)
-        job_id = monitor.start()
-    if parsable:
-        click.echo(chain.chain_id)
-        sys.stdout.flush()
+    inp = SubmitInput(tuple(sbatch_args), app.SubmitOptions(**own), detached, dry_run)
+    out = sys.stderr if parsable else env.stdout
+    console = Console(out, verbose - quiet, live=False if detached else None)
+
+    def started(s: Started) -> None:
+        if parsable:
+            echo(env, s.chain_id)
+            env.stdout.flush()
+        elif not detached:
+            echo(env, f"chain {s.chain_id}: job {s.job_id}; log {s.log_path}")
+
+    result = submit_chain(env, inp, console, started)
+    if isinstance(result, DryRun):
+        for line in dry_run_lines(result):
+            echo(env, line)
+        return EXIT_OK
     if detached:
-        console.detach()
-        logger.remove(file_sink)
-        pid = detach(lambda stop: _daemon_main(monitor, store, log_path, stop), cwd=cwd)
-        info = f"chain {chain.chain_id}: job {job_id}, monitor pid {pid}, log {log_path}"
-        click.echo(info, err=parsable)
-        return EXIT_OK
-    if not parsable:
-        click.echo(f"chain {chain.chain_id}: job {job_id}; log {log_path}")
-    return _foreground(monitor, store, console, log_path)
-
-
-def _dry_run(prepared: app.Prepared) -> int:
-    from slurm_escalate.arrays.spec import compress, format_array
-    from slurm_escalate.sbatch.plan import MAX_SPEC_CHARS, pattern_overrides, resources_for
-
-    policy = prepared.policy
-    resources = resources_for(policy, policy.start_level, prepared.base)
-    limits = prepared.limits
-    pieces = plan_pieces(
-        list(prepared.indices or ()), limits.max_array_size, limits.max_array_tasks, MAX_SPEC_CHARS
-    )
-    if len(pieces) <= 1 and not (pieces and pieces[0].offset):
-        args = build_sbatch_args(
-            prepared.request,
-            resources,
-            array=None,
-            keep_user_resources=True,
-            open_mode_append=False,
+        info = (
+            f"chain {result.chain_id}: job {result.job_id}, monitor pid {result.pid}, "
+            f"log {result.log_path}"
         )
-        click.echo(shlex.join(["sbatch", "--parsable", *args]))
-        return EXIT_OK
-    click.echo(f"# the array does not fit one submission: {len(pieces)} sbatch calls")
-    for piece in pieces:
-        args = build_sbatch_args(
-            prepared.request,
-            resources,
-            array=format_array(compress(piece.slots), prepared.throttle),
-            keep_user_resources=True,
-            open_mode_append=False,
-            overrides=pattern_overrides(prepared.request, piece.offset, limits.max_array_size),
-        )
-        if piece.offset:
-            click.echo(
-                f"# indices {compress(piece.indices)} run as array index minus {piece.offset}, "
-                "through a generated wrapper that execs the script"
+        click.echo(info, file=sys.stderr if parsable else env.stdout)
+    return result.exit_code
+
+
+_FILE_KINDS = {
+    "unclashed": "a copy of the script without the #SBATCH directives that clash with --mem",
+    "wrapper": "the wrapper that runs the task under its array slot",
+}
+
+
+def _file_line(file: PlannedFile) -> str:
+    if file.content is None:
+        return f"# would make {file.path} executable (mode {file.mode:o})"
+    return f"# would write {file.path}: {_FILE_KINDS.get(file.kind, file.kind)}"
+
+
+def dry_run_lines(dry: DryRun) -> list[str]:
+    """What --dry-run prints: the chain and files it would create, each sbatch argv exactly."""
+    lines = [f"# would create chain {dry.chain_id} in {dry.chain_dir}"]
+    lines += [f"# would write {c.path}: a copy of {c.source}" for c in dry.copies]
+    subs = dry.submissions
+    if len(subs) > 1 or subs[0].plan.offset:
+        lines.append(f"# the array does not fit one submission: {len(subs)} sbatch calls")
+    for sub in subs:
+        if sub.plan.offset:
+            lines.append(
+                f"# indices {compress(sub.plan.indices or ())} run as array index minus "
+                f"{sub.plan.offset}, through a generated wrapper that execs the script"
             )
-        click.echo(shlex.join(["sbatch", "--parsable", *args]))
-    return EXIT_OK
+        lines += [_file_line(f) for f in sub.files]
+        lines.append(shlex.join(["sbatch", "--parsable", *sub.args]))
+    return lines
 
 
-def _foreground(monitor: Monitor, store: ChainStore, console: Console, log_path: str) -> int:
-    stop = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_interrupt(signum: int, frame: object) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
-
-    monitor.on_poll = console.on_poll
-    signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        with store.lock(monitor.chain.chain_id):
-            state = monitor.run(stop)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        console.finish()
-    return _finish(monitor.chain, state, console, log_path, interrupted=stop.is_set())
-
-
-def _finish(
-    chain: Chain, state: ChainState, console: Console, log_path: str, interrupted: bool
-) -> int:
-    if interrupted and state is ChainState.RUNNING:
-        logger.warning(
-            f"stopped monitoring chain {chain.chain_id}; its jobs keep running. "
-            f"Pick up again with: slurm-escalate resume {chain.chain_id}"
-        )
-        return EXIT_INTERRUPTED
-    text = summary(chain, time.time(), log_path)
-    for line in text.splitlines():
-        logger.log("INFO" if state is ChainState.COMPLETED else "WARNING", line)
-    return EXIT_OK if state is ChainState.COMPLETED else EXIT_TASKS_FAILED
-
-
-def _daemon_main(
-    monitor: Monitor, store: ChainStore, log_path: str, stop: threading.Event
-) -> int:  # pragma: no cover - runs in the daemon
-    logger.remove()
-    add_file_sink(log_path)
-    logger.info(f"monitor daemon started, pid {os.getpid()}")
-    with store.lock(monitor.chain.chain_id):
-        state = monitor.run(stop)
-    if stop.is_set() and state is ChainState.RUNNING:
-        logger.warning(
-            "monitor stopped by signal; the jobs keep running. "
-            f"Pick up again with: slurm-escalate resume {monitor.chain.chain_id}"
-        )
-        return EXIT_OK
-    for line in summary(monitor.chain, time.time()).splitlines():
-        logger.info(line)
-    return EXIT_OK if state is ChainState.COMPLETED else EXIT_TASKS_FAILED
-
-
-@click.command("resume", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("resume", context_settings=HELP)
 @click.argument("chain_ref", metavar="CHAIN")
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option("--min-poll", type=float, metavar="SECONDS", help="Floor of the poll interval.")
 @click.option("--max-poll", type=float, metavar="SECONDS", help="Ceiling of the poll interval.")
 @click.option("-v", "--verbose", count=True)
 @click.option("-q", "--quiet", count=True)
-@_domain_errors
+@pass_env
+@domain_errors
 def resume(
+    env: Env,
     chain_ref: str,
     detached: bool,
     min_poll: float | None,
@@ -312,104 +212,65 @@ def resume(
     on the job before anything is resubmitted; tasks that ended while no
     monitor ran are classified and escalated as usual.
     """
-    store = ChainStore()
-    chain = store.load(chain_ref)
-    with store.lock(chain.chain_id, wait_s=0):  # fail now, not in the daemon, if one runs
-        chain = store.load(chain.chain_id)
-    polls = ChainSet()
-    if min_poll is not None:
-        if min_poll <= 0:
-            raise UsageError(f"--min-poll must be positive, got {min_poll:g}")
-        polls.min_poll, polls.max_poll = min_poll, max(chain.max_poll, min_poll)
-    if max_poll is not None:
-        polls.max_poll = max(max_poll, polls.min_poll or chain.min_poll)
-    if chain.state is not ChainState.RUNNING:
-        click.echo(summary(chain, time.time()))
-        return EXIT_OK if chain.state is ChainState.COMPLETED else EXIT_TASKS_FAILED
-    client = client_factory()
-    prepared = app.reload(chain, store, client)
-    log_path = str(store.log_path(chain.chain_id))
-    monitor = app.make_monitor(chain, prepared, store, client, os.environ)
-    if polls != ChainSet():
-        monitor.book.record(polls)
-    if detached:
-        pid = detach(lambda stop: _daemon_main(monitor, store, log_path, stop), cwd=chain.cwd)
-        click.echo(f"chain {chain.chain_id}: monitor pid {pid}, log {log_path}")
-        return EXIT_OK
-    add_file_sink(log_path)
-    console = Console(sys.stdout, verbose - quiet)
-    console.attach()
-    logger.info(f"resuming chain {chain.chain_id}")
-    return _foreground(monitor, store, console, log_path)
+    console = Console(env.stdout, verbose - quiet)
+    inp = ResumeInput(chain_ref, detached, min_poll, max_poll)
+    result = resume_chain(env, inp, console)
+    if result.final is not None:
+        echo(env, summary(result.final, env.clock.now()))
+    elif detached:
+        echo(env, f"chain {result.chain_id}: monitor pid {result.pid}, log {result.log_path}")
+    return result.exit_code
 
 
-@click.command("status", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("status", context_settings=HELP)
 @click.argument("chain_ref", metavar="CHAIN")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_domain_errors
-def status(chain_ref: str, as_json: bool) -> int:
+@pass_env
+@domain_errors
+def status(env: Env, chain_ref: str, as_json: bool) -> int:
     """Show where every task of CHAIN stands (id, unique prefix or suffix)."""
-    store = ChainStore()
-    chain = store.load(chain_ref)
-    log_path = str(store.log_path(chain.chain_id))
+    found = chains.status(env, chains.StatusInput(chain_ref, as_json))
     if as_json:
-        info = store.monitor_info(chain.chain_id)
-        monitor = (
-            None
-            if info is None
-            else {"host": info[0], "pid": info[1], "alive": store.monitor_alive(chain.chain_id)}
-        )
-        click.echo(json.dumps(status_json(chain, log_path, monitor), indent=2))
+        echo(env, json.dumps(status_json(found.chain, found.log_path, found.monitor), indent=2))
     else:
-        click.echo(summary(chain, time.time(), log_path))
+        echo(env, summary(found.chain, found.now, found.log_path))
     return EXIT_OK
 
 
-@click.command("list", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("list", context_settings=HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_domain_errors
-def list_chains(as_json: bool) -> int:
+@pass_env
+@domain_errors
+def list_chains(env: Env, as_json: bool) -> int:
     """List the chains under the state directory, newest last."""
-    store = ChainStore()
-    rows = []
-    for chain_id in store.chain_ids():
-        try:
-            chain = store.headline(chain_id)
-        except EscalateError as e:
-            click.echo(f"warning: {e}", err=True)
-            continue
-        alive = store.monitor_alive(chain_id)
-        monitor = {True: "running", False: "-", None: "elsewhere"}[alive]
-        dead = alive is False and chain.state is ChainState.RUNNING
-        rows.append((chain, "dead" if dead else monitor))
+    listed = chains.list_chains(env)
+    for warning in listed.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "chain_id": c.chain_id,
-                        "state": c.state.value,
-                        "script": c.script,
-                        "tasks": c.tasks,
-                        "counts": {k.value: v for k, v in c.counts.items()},
-                        "monitor": m,
-                        "log_file": str(store.log_path(c.chain_id)),
-                    }
-                    for c, m in rows
-                ],
-                indent=2,
-            )
-        )
-    else:
-        for line in list_rows(rows):
-            click.echo(line)
-        for chain, monitor in rows:
-            if monitor == "dead":
-                click.echo(f"resume with: slurm-escalate resume {chain.chain_id}")
+        data = [
+            {
+                "chain_id": r.headline.chain_id,
+                "state": r.headline.state.value,
+                "script": r.headline.script,
+                "tasks": r.headline.tasks,
+                "counts": {k.value: v for k, v in r.headline.counts.items()},
+                "monitor": r.monitor,
+                "log_file": r.log_path,
+            }
+            for r in listed.rows
+        ]
+        echo(env, json.dumps(data, indent=2))
+        return EXIT_OK
+    for line in list_rows([(r.headline, r.monitor) for r in listed.rows]):
+        echo(env, line)
+    for row in listed.rows:
+        if row.monitor == "dead":
+            echo(env, f"resume with: slurm-escalate resume {row.headline.chain_id}")
     return EXIT_OK
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings=HELP)
+@version_option()
 def cli() -> None:
     """slurm-escalate: Slurm job arrays whose failed tasks climb a resource ladder.
 
@@ -421,26 +282,17 @@ def cli() -> None:
     """
 
 
-cli.add_command(submit)
-cli.add_command(list_chains)
-cli.add_command(status)
-cli.add_command(resume)
-
-from slurm_escalate.cli.ops import adopt, cancel, log, watch  # noqa: E402  (they use cli)
-
-cli.add_command(watch)
-cli.add_command(log)
-cli.add_command(cancel)
-cli.add_command(adopt)
-from slurm_escalate.cli.report import report  # noqa: E402
-
-cli.add_command(report)
+for _command in (submit, list_chains, status, resume, watch, log, cancel, adopt, report):
+    cli.add_command(_command)
 
 
-def _run(command: click.Command, prog: str, args: Sequence[str] | None = None) -> None:
+def _run(
+    command: click.Command, prog: str, args: Sequence[str] | None = None, env: Env | None = None
+) -> None:
+    """Run one command with ``env`` (a default Env: the real Slurm, clock and environment)."""
     logger.remove()  # loguru's default stderr sink; each command adds its own
     try:
-        rv = command.main(args=args, prog_name=prog, standalone_mode=False)
+        rv = command.main(args=args, prog_name=prog, standalone_mode=False, obj=env or Env())
     except click.exceptions.Abort:
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as e:
@@ -452,6 +304,7 @@ def _run(command: click.Command, prog: str, args: Sequence[str] | None = None) -
 
 
 _OWN_FLAGS = {
+    "--version",
     "--detached",
     "--dry-run",
     "--parsable",

@@ -17,20 +17,22 @@ from pathlib import Path
 
 from loguru import logger
 
-from slurm_escalate.arrays.pieces import wrapper_script
 from slurm_escalate.arrays.spec import compress
 from slurm_escalate.core.chain import Submission, SubmissionStatus, TaskStatus
 from slurm_escalate.core.events import ChainSet, Intent, SubFailed, Submitted, submission_indices
 from slurm_escalate.core.models import ChainState, TaskState
 from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
-from slurm_escalate.sbatch.args import build_sbatch_args, effective, resolve_directive_conflicts
 from slurm_escalate.sbatch.plan import (
+    TOKEN_PREFIX,
+    FinalSubmission,
     PlanContext,
+    PlannedFile,
     PlannedSubmission,
-    chain_env,
+    cpus_at,
+    finalize,
     group_retries,
+    plan_first,
     plan_group,
-    resources_for,
     submission_env,
 )
 from slurm_escalate.slurm.client import SlurmClient
@@ -39,8 +41,6 @@ from slurm_escalate.state.faults import crash_point
 from slurm_escalate.state.store import ChainStore
 
 MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
-WRAPPER_NAME = "array-wrapper.sh"
-TOKEN_PREFIX = "slurm-escalate:"  # --comment=slurm-escalate:<chain>:<submission>
 LOOKUP_SLACK_S = 300.0  # look for a token in jobs submitted from this long before the intent
 
 
@@ -92,33 +92,16 @@ class Submitter:
     def start(self) -> str:
         """Submit the first attempt of every task; FirstSubmissionRefused if sbatch says no.
 
-        The first submission keeps the user's own ``--array`` (throttle included)
-        verbatim; only resubmissions write their own.
+        The plan is ``plan_first``'s, the one ``--dry-run`` prints.
         """
         level = self.chain.start_level
         indices = [t.index for t in self.chain.tasks if t.index is not None]
-        pieces = self.ctx.pieces(indices) if self.chain.is_array else []
-        if len(pieces) > 1 or (pieces and pieces[0].offset):
-            plans = plan_group(self.ctx, level, 1, indices)
+        plans = plan_first(self.ctx, indices)
+        if len(plans) > 1 or plans[0].offset:
             self.log.info(
                 f"the array is submitted in {len(plans)} pieces "
                 f"(MaxArraySize {self.ctx.max_array_size})"
             )
-        else:
-            args = build_sbatch_args(
-                self.ctx.request,
-                resources_for(self.policy, level, self.ctx.base),
-                array=None,
-                keep_user_resources=True,
-                open_mode_append=False,
-                script_path=self.ctx.script_path,
-            )
-            env = tuple(sorted(chain_env(self.chain.chain_id, level, 1, None).items()))
-            array = effective(self.ctx.request, "array") if self.chain.is_array else None
-            plan = PlannedSubmission(
-                level, 1, tuple(indices) if self.chain.is_array else None, array, tuple(args), env
-            )
-            plans = [plan]
         try:
             sub = self._submit(plans[0])
         except SlurmCommandError as e:
@@ -152,23 +135,19 @@ class Submitter:
         When sbatch fails, the job is looked up by its token first: sbatch can
         report an error (or time out) after the controller accepted the job.
         """
-        plan = self._script_for(plan)
-        seq = len(self.chain.submissions) + 1
-        args, token = list(plan.args), None
-        if effective(self.ctx.request, "comment") is None:
-            token = f"{TOKEN_PREFIX}{self.chain.chain_id}:{seq}"
-            args.insert(self._script_position(args), f"--comment={token}")
+        final = self._script_for(plan)
+        plan = final.plan
         self.book.record(
             Intent(
-                seq=seq,
+                seq=final.seq,
                 level=plan.level,
                 attempt=plan.attempt,
                 indices=compress(plan.indices) if plan.indices else None,
                 array=plan.array,
-                args=args,
+                args=list(plan.args),
                 intent_at=self.clock.now(),
                 cpus=self._cpus(plan.level),
-                token=token,
+                token=final.token,
                 offset=plan.offset,
             )
         )
@@ -176,7 +155,7 @@ class Submitter:
         env = submission_env(self.environ, plan.env)
         crash_point("before-sbatch")
         try:
-            job_id = self.client.submit(args, env=env, cwd=self.chain.cwd)
+            job_id = self.client.submit(list(plan.args), env=env, cwd=self.chain.cwd)
         except (SlurmCommandError, SlurmParseError) as e:
             error = e if isinstance(e, SlurmCommandError) else _uncertain(e)
             said = _last_line(error)
@@ -192,12 +171,6 @@ class Submitter:
         self._record_submitted(sub, job_id)
         crash_point("after-record")
         return sub
-
-    def _script_position(self, args: list[str]) -> int:
-        """Where options end: before the script and its arguments (the end with --wrap)."""
-        if self.ctx.request.script is None:
-            return len(args)
-        return len(args) - len(self.ctx.request.script_args) - 1
 
     def _lookup(self, sub: Submission, timed_out: bool) -> str | None | _Unknown:
         """The job id carrying ``sub``'s token; None when Slurm has no such job."""
@@ -275,45 +248,28 @@ class Submitter:
             )
 
     def _cpus(self, level: int) -> int:
-        resources = resources_for(self.policy, level, self.ctx.base)
-        if resources is not None and resources.cpus_per_task:
-            return resources.cpus_per_task
-        text = effective(self.ctx.request, "cpus-per-task")
-        return int(text) if text and text.isdigit() and int(text) > 0 else 1
+        return cpus_at(self.ctx, level)
 
-    def _script_for(self, plan: PlannedSubmission) -> PlannedSubmission:
-        """Point the plan at the script file this submission must run.
+    def _script_for(self, plan: PlannedSubmission) -> FinalSubmission:
+        """The next submission as sbatch gets it (``finalize``), its files written.
 
-        A level's ``--mem`` on the command line cannot coexist with the script's
-        ``#SBATCH --mem-per-cpu`` (sbatch refuses both), and nothing on a command
-        line cancels a directive. So when they clash, this attempt runs a copy of
-        the script with only the clashing words removed. A mapped piece (indices
-        above MaxArraySize) runs a generated wrapper that execs that script.
+        See ``finalize``: a script copy without directives that clash with a
+        level's ``--mem``, the wrapper of a mapped piece, the ``--comment`` token.
         """
-        text = self.ctx.request.script_text
-        if text is None or self.chain.script_copy is None:
-            return plan
-        fixed = resolve_directive_conflicts(text, plan.args)
-        if fixed == text and not plan.offset:
-            return plan
         seq = len(self.chain.submissions) + 1
-        directory = self.store.chain_dir(self.chain.chain_id) / "script" / str(seq)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = script = self.chain.script_copy
-        if fixed != text:
-            target = script = _private_file(directory / os.path.basename(target), fixed)
-            self.log.info(f"submission {seq}: script copy without directives that clash with --mem")
-        if plan.offset:
-            os.chmod(target, 0o700)  # the wrapper execs it
-            wrapper = wrapper_script(fixed, target, plan.offset)
-            script = _private_file(directory / WRAPPER_NAME, wrapper)
-        args = list(plan.args)
-        at = len(args) - len(self.ctx.request.script_args) - 1
-        assert args[at] == self.chain.script_copy
-        args[at] = script
-        return replace(plan, args=tuple(args))
+        directory = str(self.store.chain_dir(self.chain.chain_id))
+        final = finalize(self.ctx, plan, seq, directory)
+        for file in final.files:
+            _write_planned(file)
+            if file.kind == "unclashed":
+                self.log.info(
+                    f"submission {seq}: script copy without directives that clash with --mem"
+                )
+        return final
 
     def resubmit(self, retries: list[TaskStatus]) -> None:
+        if self.ctx.initial_job_id is None and self.chain.initial_job_id is not None:
+            self.ctx = replace(self.ctx, initial_job_id=self.chain.initial_job_id)  # adopted
         triples = [(t.index, t.target_level, len(t.attempts) + 1) for t in retries]
         for (level, attempt), indices in group_retries(triples).items():  # type: ignore[arg-type]
             for plan in plan_group(self.ctx, level, attempt, indices):
@@ -341,10 +297,13 @@ class Submitter:
         self.book.commit()
 
 
-def _private_file(path: Path, text: str) -> str:
-    path.write_text(text, encoding="utf-8")
-    path.chmod(0o600)
-    return str(path)
+def _write_planned(file: PlannedFile) -> None:
+    """Write one of ``finalize``'s files (its directory private), or only set its mode."""
+    path = Path(file.path)
+    if file.content is not None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(file.content, encoding="utf-8")
+    os.chmod(path, file.mode)
 
 
 def _uncertain(e: SlurmParseError) -> SlurmCommandError:

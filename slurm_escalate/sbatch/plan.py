@@ -8,18 +8,36 @@ Grouping: tasks that need the same level *and* are on the same attempt number
 share one ``sbatch --array``. The attempt number is part of the key because
 ``SLURM_ESCALATE_ATTEMPT`` is one value per submission; in practice tasks
 that fail together are on the same attempt, so this is one sbatch per level.
+
+``plan_first`` is the one plan of a chain's first submission (submit, its
+``--dry-run`` and adopt use it), and ``finalize`` turns any planned submission
+into the exact argv sbatch gets (the ``--comment`` token, the per-submission
+script copy or wrapper) plus the files to write first: the submitter writes
+them and runs sbatch; a dry run prints them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from slurm_escalate.arrays.pieces import PATTERN_OPTIONS, Piece, map_pattern, plan_pieces
+from slurm_escalate.arrays.pieces import (
+    PATTERN_OPTIONS,
+    Piece,
+    map_pattern,
+    plan_pieces,
+    wrapper_script,
+)
 from slurm_escalate.arrays.spec import compress, format_array
-from slurm_escalate.core.ladder import level_at
+from slurm_escalate.core.ladder import resources_for
 from slurm_escalate.core.models import Level, Policy
-from slurm_escalate.sbatch.args import JobRequest, build_sbatch_args, effective
+from slurm_escalate.sbatch.args import (
+    JobRequest,
+    build_sbatch_args,
+    effective,
+    resolve_directive_conflicts,
+)
 
 ENV_CHAIN_ID = "SLURM_ESCALATE_CHAIN_ID"
 ENV_LEVEL = "SLURM_ESCALATE_LEVEL"
@@ -28,6 +46,9 @@ ENV_INITIAL_JOB_ID = "SLURM_ESCALATE_INITIAL_JOB_ID"
 ENV_LONGRUN_INITIAL_JOB_ID = "SLURM_LONGRUN_INITIAL_JOB_ID"
 MAX_SPEC_CHARS = 10_000  # a safe --array length: submit lines stay far below Slurm's limits
 DEFAULT_ARRAY_OUTPUT = "slurm-%A_%a.out"
+TOKEN_PREFIX = "slurm-escalate:"  # --comment=slurm-escalate:<chain>:<submission>
+WRAPPER_NAME = "array-wrapper.sh"
+SCRIPT_DIR = "script"  # under the chain directory: the script copy, per-submission files
 
 
 @dataclass(frozen=True)
@@ -66,13 +87,6 @@ def submission_env(
     env = {k: v for k, v in base.items() if not k.startswith("SLURM_ESCALATE_") and k not in ours}
     env.update(chain_vars)
     return env
-
-
-def resources_for(policy: Policy, level: int, base: Level) -> Level | None:
-    """The resources to impose at ``level``; None means "what the user asked for"."""
-    if not policy.levels and level == 0:
-        return None
-    return level_at(policy, level, base)
 
 
 @dataclass(frozen=True)
@@ -151,3 +165,118 @@ def group_retries(
     for index, level, attempt in retries:
         groups.setdefault((level, attempt), []).append(index)
     return dict(sorted(groups.items()))
+
+
+def plan_first(ctx: PlanContext, indices: Sequence[int]) -> list[PlannedSubmission]:
+    """The first attempt of every task, at ``ctx.start_level``.
+
+    It keeps the user's own ``--array`` (throttle included) verbatim; only an
+    array that does not fit one submission is split, like a resubmission.
+    """
+    level = ctx.start_level
+    wanted = list(indices)
+    pieces = ctx.pieces(wanted) if ctx.is_array else []
+    if len(pieces) > 1 or (pieces and pieces[0].offset):
+        return plan_group(ctx, level, 1, wanted)
+    args = build_sbatch_args(
+        ctx.request,
+        resources_for(ctx.policy, level, ctx.base),
+        array=None,
+        keep_user_resources=True,
+        open_mode_append=False,
+        script_path=ctx.script_path,
+    )
+    env = tuple(sorted(chain_env(ctx.chain_id, level, 1, None).items()))
+    array = effective(ctx.request, "array") if ctx.is_array else None
+    chunk = tuple(wanted) if ctx.is_array else None
+    return [PlannedSubmission(level, 1, chunk, array, tuple(args), env)]
+
+
+def cpus_at(ctx: PlanContext, level: int) -> int:
+    """CPUs per task of an attempt at ``level`` (for core-hour accounting)."""
+    resources = resources_for(ctx.policy, level, ctx.base)
+    if resources is not None and resources.cpus_per_task:
+        return resources.cpus_per_task
+    text = effective(ctx.request, "cpus-per-task")
+    return int(text) if text and text.isdigit() and int(text) > 0 else 1
+
+
+def token_for(chain_id: str, seq: int) -> str:
+    return f"{TOKEN_PREFIX}{chain_id}:{seq}"
+
+
+def script_copy_path(chain_dir: str, script: str) -> str:
+    """Where a chain keeps the copy of its job script that every attempt runs."""
+    return os.path.join(chain_dir, SCRIPT_DIR, os.path.basename(script))
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """A file to write before sbatch runs (``content`` None: it exists; only set ``mode``)."""
+
+    path: str
+    content: str | None
+    mode: int
+    kind: str  # "unclashed" (script copy without clashing directives), "wrapper", "executable"
+
+
+@dataclass(frozen=True)
+class FinalSubmission:
+    """One submission exactly as it runs: ``plan.args`` is the argv after ``sbatch --parsable``."""
+
+    plan: PlannedSubmission
+    seq: int
+    token: str | None  # None: the user gave their own --comment
+    files: tuple[PlannedFile, ...] = ()
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return self.plan.args
+
+
+def script_position(request: JobRequest, args: Sequence[str]) -> int:
+    """Where options end in ``args``: before the script and its arguments (the end with --wrap)."""
+    if request.script is None:
+        return len(args)
+    return len(args) - len(request.script_args) - 1
+
+
+def finalize(
+    ctx: PlanContext, plan: PlannedSubmission, seq: int, chain_dir: str
+) -> FinalSubmission:
+    """Submission ``seq`` of the chain as sbatch gets it, and the files to write first.
+
+    A level's ``--mem`` on the command line cannot coexist with the script's
+    ``#SBATCH --mem-per-cpu`` (sbatch refuses both), and nothing on a command
+    line cancels a directive. So when they clash, this attempt runs a copy of
+    the script (``script/<seq>/``) with only the clashing words removed. A
+    mapped piece (indices above MaxArraySize) runs a generated wrapper that
+    execs that script. Unless the user gave a ``--comment``, the job carries the
+    token by which an interrupted sbatch is found again.
+    """
+    args = list(plan.args)
+    files: list[PlannedFile] = []
+    text = ctx.request.script_text
+    if text is not None and ctx.script_path is not None:
+        fixed = resolve_directive_conflicts(text, plan.args)
+        if fixed != text or plan.offset:
+            directory = os.path.join(chain_dir, SCRIPT_DIR, str(seq))
+            target = script = ctx.script_path
+            if fixed != text:
+                target = script = os.path.join(directory, os.path.basename(target))
+                mode = 0o700 if plan.offset else 0o600  # the wrapper execs it
+                files.append(PlannedFile(target, fixed, mode, "unclashed"))
+            elif plan.offset:
+                files.append(PlannedFile(target, None, 0o700, "executable"))
+            if plan.offset:
+                script = os.path.join(directory, WRAPPER_NAME)
+                wrapper = wrapper_script(fixed, target, plan.offset)
+                files.append(PlannedFile(script, wrapper, 0o600, "wrapper"))
+            at = script_position(ctx.request, args)
+            assert args[at] == ctx.script_path
+            args[at] = script
+    token = None
+    if effective(ctx.request, "comment") is None:
+        token = token_for(ctx.chain_id, seq)
+        args.insert(script_position(ctx.request, args), f"--comment={token}")
+    return FinalSubmission(replace(plan, args=tuple(args)), seq, token, tuple(files))

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+from loguru import logger
 
 from slurm_escalate.arrays.spec import compress, format_array
 from slurm_escalate.core.chain import Chain
 from slurm_escalate.core.classify import classify, decide
 from slurm_escalate.core.events import Event, Intent, Submitted
+from slurm_escalate.core.ladder import check_against_cluster
 from slurm_escalate.core.models import (
     FailureKind,
     Level,
@@ -37,12 +40,31 @@ from slurm_escalate.core.models import (
     TaskState,
 )
 from slurm_escalate.core.units import format_time, parse_mem_mb, parse_slurm_duration
-from slurm_escalate.errors import SlurmCommandError, UsageError
-from slurm_escalate.sbatch.args import _without
+from slurm_escalate.errors import ScriptError, SlurmCommandError, StateError, UsageError
+from slurm_escalate.sbatch.args import _without, array_spec, load_request, make_request
+from slurm_escalate.sbatch.args import requested_level as requested
 from slurm_escalate.sbatch.options import OptionSyntaxError, getopt
-from slurm_escalate.sbatch.plan import PlanContext, PlannedSubmission, group_retries, plan_group
+from slurm_escalate.sbatch.plan import (
+    PlanContext,
+    PlannedSubmission,
+    cpus_at,
+    group_retries,
+    plan_group,
+)
+from slurm_escalate.service.env import Env
+from slurm_escalate.service.prepare import (
+    Prepared,
+    SubmitOptions,
+    create_chain,
+    ladder_policy,
+    make_monitor,
+    new_chain,
+    plan_context,
+)
+from slurm_escalate.service.run import EXIT_OK, MonitorView, add_file_sink, detached, foreground
 from slurm_escalate.slurm.client import SlurmClient, query_env
 from slurm_escalate.slurm.parse import parse_scontrol_oneliner
+from slurm_escalate.state.store import ChainStore
 
 #: Options of the original line that must not come back: adopt adds --parsable
 #: itself, --wait would block, and --chdir is already resolved into WorkDir.
@@ -440,3 +462,173 @@ def effective_array(args: Sequence[str]) -> str | None:
         return None
     values = [i.option.value for i in items if i.option.name == "array"]
     return values[-1] if values else None
+
+
+# ------------------------------------------------------------------ the command
+
+
+def prepare_adopted(
+    rec: Recovered, view: SlurmView, opts: SubmitOptions, client: SlurmClient
+) -> Prepared:
+    """``prepare`` for a job that already ran: its request, the policy, its tasks.
+
+    ``opts.config`` is absolute here (``adopt`` resolves it against the caller's cwd).
+    """
+    if rec.script_text is not None:
+        request = make_request(rec.tokens, rec.script_text)
+    else:
+        try:
+            request = load_request(rec.tokens, rec.workdir, path_env=os.environ.get("PATH"))
+        except ScriptError as e:
+            raise ScriptError(f"{e} (looked in {rec.workdir}): pass --script PATH") from None
+    base = requested(request)
+    policy, config_path = ladder_policy(opts, base, rec.workdir)
+    if policy.levels:
+        check_against_cluster(policy, client.partitions())
+    spec = array_spec(request)
+    seen = {r.index for r in view.records if r.index is not None}
+    indices = tuple(sorted(seen | set(spec.indices if spec else ())))
+    return Prepared(
+        request=request,
+        policy=policy,
+        base=base,
+        indices=indices if spec or seen else None,
+        throttle=spec.throttle if spec else None,
+        limits=client.limits(),
+        config_path=config_path,
+    )
+
+
+def chain_of(store: ChainStore, job_id: str) -> str | None:
+    """The chain that already submitted or adopted ``job_id``, if any."""
+    for chain_id in store.chain_ids():
+        try:
+            chain = store.load(chain_id)
+        except StateError:
+            continue
+        if any(s.job_id == job_id for s in chain.submissions):
+            return chain_id
+    return None
+
+
+@dataclass(frozen=True)
+class AdoptInput:
+    job_id: str
+    extra: tuple[str, ...] = ()  # after --: [SBATCH OPTIONS...] [SCRIPT [ARGS...]]
+    options: SubmitOptions = field(default_factory=SubmitOptions)
+    script: str | None = None  # --script, as typed
+    workdir: str | None = None  # --workdir, as typed
+    detached: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What was recovered of the job, what became of each task, and what will run."""
+
+    job_id: str
+    what: str  # "array of N task(s)" or "job"
+    recovered: Recovered
+    policy: str | None  # the ladder file, or the built-in policy's name
+    level: int  # the level the job ran at
+    verdicts: tuple[Verdict, ...]
+    plans: tuple[PlannedSubmission, ...]  # the resubmissions of the first poll
+
+
+@dataclass(frozen=True)
+class Adopted:
+    diagnosis: Diagnosis
+    exit_code: int
+    nothing: bool = False  # nothing to escalate: no chain was started
+    chain_id: str | None = None
+    log_path: str | None = None
+    pid: int | None = None  # the daemon's, when detached
+
+
+def _absolute(cwd: str, path: str) -> str:
+    return os.path.abspath(os.path.join(cwd, path))
+
+
+def _no_diagnosis(diagnosis: Diagnosis) -> None:
+    return None
+
+
+def _no_start(chain_id: str, log_path: str) -> None:
+    return None
+
+
+def adopt(
+    env: Env,
+    inp: AdoptInput,
+    view: MonitorView,
+    on_diagnosis: Callable[[Diagnosis], None] = _no_diagnosis,
+    on_started: Callable[[str, str], None] = _no_start,
+) -> Adopted:
+    """Diagnose a plain sbatch array and start a chain that escalates its failed tasks."""
+    cwd = env.cwd()
+    opts = inp.options
+    if opts.config is not None:
+        opts = replace(opts, config=_absolute(cwd, opts.config))
+    store = env.store
+    owner = chain_of(store, inp.job_id)
+    if owner is not None:
+        raise UsageError(
+            f"job {inp.job_id} already belongs to chain {owner}: watch or resume that"
+        )
+    client = env.client()
+    view_ = fetch(client, inp.job_id)
+    over = Overrides(
+        _absolute(cwd, inp.script) if inp.script else None,
+        _absolute(cwd, inp.workdir) if inp.workdir else None,
+        inp.extra,
+    )
+    rec = recover(view_, over)
+    prepared = prepare_adopted(rec, view_, opts, client)
+    level = prepared.policy.start_level
+    indices = prepared.indices if prepared.indices is not None else (None,)
+    verdicts = diagnose(view_.records, indices, prepared.policy, level)
+    now = env.clock.now()
+    chain_id = env.new_chain_id(now)
+    chain = new_chain(prepared, opts, rec.workdir, chain_id, store.chain_dir(chain_id), now)
+    ctx = replace(
+        plan_context(chain, prepared),
+        base=learned_base(prepared.base, view_.records, prepared.policy),
+        script_path=None,  # shown as the user knows it; the chain runs its copy
+        initial_job_id=inp.job_id,
+    )
+    what = f"array of {len(indices)} task(s)" if prepared.indices is not None else "job"
+    policy = opts.config or prepared.policy.source
+    diagnosis = Diagnosis(
+        inp.job_id, what, rec, policy, level, tuple(verdicts), tuple(plan_retries(ctx, verdicts))
+    )
+    on_diagnosis(diagnosis)
+    if inp.dry_run:
+        return Adopted(diagnosis, EXIT_OK)
+    active = any(v.action == "watched" for v in verdicts)
+    if not diagnosis.plans and not active:
+        code = EXIT_OK if all(v.action == "done" for v in verdicts) else 1
+        return Adopted(diagnosis, code, nothing=True)
+    chain = create_chain(
+        prepared,
+        opts,
+        store,
+        rec.workdir,
+        now,
+        created_at=view_.submitted_at or now,
+        chain_id=chain_id,
+    )
+    monitor = make_monitor(chain, prepared, store, client, env.environ, clock=env.clock)
+    events = record_original(chain, view_, rec.tokens, cpus_at(monitor.ctx, chain.start_level))
+    monitor.book.record(*events)
+    log_path = str(store.log_path(chain.chain_id))
+    file_sink = add_file_sink(log_path)
+    view.attach()
+    logger.info(f"chain {chain.chain_id}: adopted job {view_.job_id} (in {rec.workdir})")
+    if inp.detached:
+        view.detach()
+        logger.remove(file_sink)
+        pid = detached(monitor, store, log_path, chain.cwd)
+        return Adopted(diagnosis, EXIT_OK, chain_id=chain.chain_id, log_path=log_path, pid=pid)
+    on_started(chain.chain_id, log_path)
+    code = foreground(monitor, store, view, log_path)
+    return Adopted(diagnosis, code, chain_id=chain.chain_id, log_path=log_path)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from slurm_escalate.core.chain import Chain
 from slurm_escalate.core.ladder import level_at
 from slurm_escalate.core.models import Level
 from slurm_escalate.errors import EscalateError, UsageError
+from slurm_escalate.reporting import write_sqlite
 from slurm_escalate.reporting.logs import task_logs
 from slurm_escalate.reporting.model import ReportData
 from slurm_escalate.reporting.stats import build_report, problem_indices
+from slurm_escalate.service.env import Env
 from slurm_escalate.service.prepare import stored_policy
 from slurm_escalate.state.store import ChainStore
 
@@ -55,3 +60,30 @@ def load_reports(
         except EscalateError as e:
             warnings.append(str(e))
     return reports, warnings
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    chain_ref: str | None = None
+    all_chains: bool = False
+    db: str | None = None  # also export to this SQLite file
+
+
+@dataclass(frozen=True)
+class Reports:
+    reports: list[ReportData]
+    now: float
+    db_written: int | None = None  # chains exported to ``db``
+
+
+def report(env: Env, inp: ReportInput, warn: Callable[[str], None]) -> Reports:
+    """The reports of one chain (or every chain, bad ones as warnings); the SQLite export."""
+    now = env.clock.now()
+    reports, warnings = load_reports(env.store, inp.chain_ref, inp.all_chains)
+    for warning in warnings:
+        warn(warning)
+    written = None
+    if inp.db is not None:
+        write_sqlite(inp.db, reports)
+        written = len(reports)
+    return Reports(reports, now, written)

@@ -183,12 +183,19 @@ class Snapshot:
     info: tuple[str, int] | None
     beat: dict[str, Any] | None
     events: list[str] = field(default_factory=list)
+    # Computed once per change of the chain by ``watch`` (each costs O(tasks)); else here.
+    chain_key: str | None = None
+    tasks_line: str | None = None
+    table: list[str] | None = None
 
     def key(self) -> str:
         """Changes when something worth a new block changed (not when only time passed)."""
         beat = self.beat or {}
         heart = {k: beat.get(k) for k in ("at", "pid", "failures", "error")}
-        data = [to_dict(self.chain), self.alive, self.info, heart, self.events]
+        chain = self.chain_key
+        if chain is None:
+            chain = json.dumps(to_dict(self.chain), sort_keys=True, default=str)
+        data = [chain, self.alive, self.info, heart, self.events]
         return json.dumps(data, sort_keys=True, default=str)
 
 
@@ -198,12 +205,12 @@ def frame(snap: Snapshot, now: float) -> list[str]:
     lines = [
         f"chain {chain.chain_id}  {chain.state.value}  elapsed {elapsed(chain, now)}  "
         f"script {chain.script or '--wrap'}",
-        f"  tasks {len(chain.tasks)}: {counts_line(chain)}",
+        snap.tasks_line or f"  tasks {len(chain.tasks)}: {counts_line(chain)}",
         f"  monitor: {monitor}",
     ]
     if chain.state is ChainState.RUNNING and monitor.startswith("dead"):
         lines.append(f"  resume with: slurm-escalate resume {chain.chain_id}")
-    lines.extend(level_table(chain))
+    lines.extend(snap.table if snap.table is not None else level_table(chain))
     if snap.events:
         lines.append("  recent events:")
         lines.extend(f"    {e}" for e in snap.events)

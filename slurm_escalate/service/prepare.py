@@ -27,7 +27,7 @@ from slurm_escalate.sbatch.args import (
     make_request,
     requested_level,
 )
-from slurm_escalate.sbatch.plan import PlanContext
+from slurm_escalate.sbatch.plan import PlanContext, script_copy_path
 from slurm_escalate.sbatch.validate import check_request
 from slurm_escalate.slurm.client import SlurmClient
 from slurm_escalate.state.ladder_file import load_policy
@@ -124,16 +124,22 @@ def apply_overrides(policy: Policy, opts: SubmitOptions) -> Policy:
     )
 
 
-def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd: str) -> Prepared:
-    request = build_request(tokens, cwd)
-    base = requested_level(request)
+def ladder_policy(opts: SubmitOptions, base: Level, cwd: str) -> tuple[Policy, str | None]:
+    """The policy (the ladder file, else the built-in one) with the command line's
+    overrides, and the ladder file's absolute path (None without --config)."""
     config_path = None
     if opts.config is not None:
         config_path = str(Path(cwd, opts.config)) if not os.path.isabs(opts.config) else opts.config
         policy = load_policy(config_path, shown_as=opts.config)
     else:
         policy = builtin_policy(base.mem_mb, base.time_s)
-    policy = apply_overrides(policy, opts)
+    return apply_overrides(policy, opts), config_path
+
+
+def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd: str) -> Prepared:
+    request = build_request(tokens, cwd)
+    base = requested_level(request)
+    policy, config_path = ladder_policy(opts, base, cwd)
     spec = array_spec(request)
     if policy.levels:
         check_against_cluster(policy, client.partitions())
@@ -150,22 +156,27 @@ def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd
     )
 
 
-def create_chain(
+def new_chain(
     prepared: Prepared,
     opts: SubmitOptions,
-    store: ChainStore,
     cwd: str,
-    now: float,
-    created_at: float | None = None,
+    chain_id: str,
+    chain_dir: Path,
+    created_at: float,
 ) -> Chain:
-    """Write the new chain's directory: its spec, a copy of the script and of the ladder."""
+    """The chain a submission creates, as it will be written (nothing is written here)."""
     request = prepared.request
-    chain = Chain(
-        chain_id=new_chain_id(now),
-        created_at=now if created_at is None else created_at,
+    has_copy = request.script is not None and request.script_text is not None
+    return Chain(
+        chain_id=chain_id,
+        created_at=created_at,
         cwd=cwd,
         script=request.script,
-        script_copy=None,
+        script_copy=(
+            script_copy_path(str(chain_dir), request.script)
+            if has_copy and request.script is not None
+            else None
+        ),
         sbatch_args=list(request.sbatch_args),
         script_args=list(request.script_args),
         config=opts.config,
@@ -183,16 +194,54 @@ def create_chain(
             for i in (prepared.indices if prepared.indices is not None else (None,))
         ],
     )
+
+
+@dataclass(frozen=True)
+class ChainCopy:
+    """A file copied into a new chain's directory: the job script or the ladder."""
+
+    path: str
+    source: str  # as the user named it
+
+
+def chain_copies(chain: Chain, prepared: Prepared, store: ChainStore) -> list[ChainCopy]:
+    """What ``create_chain`` copies into the chain's directory besides its state."""
+    copies = []
+    if chain.script_copy is not None and chain.script is not None:
+        copies.append(ChainCopy(chain.script_copy, chain.script))
+    if prepared.config_path is not None:
+        ladder = store.chain_dir(chain.chain_id) / LADDER_COPY
+        copies.append(ChainCopy(str(ladder), chain.config or prepared.config_path))
+    return copies
+
+
+def create_chain(
+    prepared: Prepared,
+    opts: SubmitOptions,
+    store: ChainStore,
+    cwd: str,
+    now: float,
+    created_at: float | None = None,
+    chain_id: str | None = None,
+) -> Chain:
+    """Write the new chain's directory: its spec, a copy of the script and of the ladder."""
+    chain_id = chain_id or new_chain_id(now)
+    chain = new_chain(
+        prepared,
+        opts,
+        cwd,
+        chain_id,
+        store.chain_dir(chain_id),
+        now if created_at is None else created_at,
+    )
     directory = store.chain_dir(chain.chain_id)
-    copy = None
-    if request.script is not None and request.script_text is not None:
-        copy = directory / "script" / Path(request.script).name
-        chain.script_copy = str(copy)
+    text = prepared.request.script_text
     store.create(chain)
     try:
-        if copy is not None and request.script_text is not None:
+        if chain.script_copy is not None and text is not None:
+            copy = Path(chain.script_copy)
             copy.parent.mkdir(mode=0o700)
-            copy.write_text(request.script_text, encoding="utf-8")
+            copy.write_text(text, encoding="utf-8")
             copy.chmod(0o600)
         if prepared.config_path is not None:
             shutil.copyfile(prepared.config_path, directory / LADDER_COPY)

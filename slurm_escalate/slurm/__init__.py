@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.slurm.client import SlurmClient, SlurmCommands
 from slurm_escalate.slurm.runner import CommandResult, CommandRunner, SubprocessRunner
 
-__all__ = ["CommandResult", "CommandRunner", "SlurmClient", "SubprocessRunner"]
+__all__ = ["CommandResult", "CommandRunner", "SlurmClient", "SlurmCommands", "SubprocessRunner"]

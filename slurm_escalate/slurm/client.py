@@ -1,5 +1,10 @@
 """SlurmClient: the handful of Slurm calls the tool makes, with their rules.
 
+``SlurmClient`` is the Protocol the engine, the services and the CLI are typed
+against; ``SlurmCommands`` is the real one, running the Slurm command-line tools
+through a CommandRunner; ``slurm_escalate.testing.FakeSlurm`` is the fake one.
+The rules of the real client:
+
 * ``submit`` never retries: if sbatch timed out after the controller accepted
   the job, a retry would submit it twice.
 * ``query`` makes exactly one sacct call however many ids it is given, so a
@@ -14,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from slurm_escalate.core.models import ClusterLimits, PartitionInfo, TaskRecord
 from slurm_escalate.errors import SlurmCommandError
@@ -33,8 +39,58 @@ from slurm_escalate.slurm.runner import CommandResult, CommandRunner, Subprocess
 _JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
 
 
-class SlurmClient:
-    """Submit, query and cancel jobs through a CommandRunner."""
+class SlurmClient(Protocol):
+    """What the tool asks of Slurm: every call the engine, the services and the CLI make.
+
+    Positional parameters are positional-only here, so an implementation may
+    name them as it likes. ``runner`` and the two timeouts are the raw command
+    channel that adopting uses for read-only commands of its own (``scontrol
+    show job``, ``scontrol write batch_script``, the extra sacct fields).
+    """
+
+    @property
+    def runner(self) -> CommandRunner: ...
+
+    @property
+    def query_timeout(self) -> float: ...
+
+    @property
+    def control_timeout(self) -> float: ...
+
+    def submit(
+        self,
+        sbatch_args: Sequence[str],
+        /,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> str:
+        """Submit once (never retried) and return the job id."""
+        ...
+
+    def query(self, job_ids: Sequence[str], /) -> list[TaskRecord]:
+        """All task records of the given array job ids, from one sacct call."""
+        ...
+
+    def find_tokens(self, prefix: str, since: float, /) -> dict[str, str]:
+        """{comment: job id} of this user's jobs whose comment starts with ``prefix``."""
+        ...
+
+    def cancel(self, job_ids: Sequence[str], /) -> None:
+        """Cancel the given jobs (one call)."""
+        ...
+
+    def partitions(self) -> dict[str, PartitionInfo]:
+        """Partitions by name, hidden ones included."""
+        ...
+
+    def limits(self) -> ClusterLimits:
+        """The cluster's array limits."""
+        ...
+
+
+class SlurmCommands:
+    """The real SlurmClient: submit, query and cancel jobs through a CommandRunner."""
 
     def __init__(
         self,
@@ -155,6 +211,11 @@ class SlurmClient:
             _check(result)
             self._limits = parse_cluster_limits(result.stdout)
         return self._limits
+
+
+def _conforms(client: SlurmCommands) -> SlurmClient:
+    """Never called: mypy proves here that SlurmCommands is a SlurmClient."""
+    return client
 
 
 def _check(result: CommandResult) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from slurm_escalate.core.classify import classify
 from slurm_escalate.core.models import FailureKind, Policy, SlurmState, TaskRecord
-from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.slurm.client import SlurmClient, SlurmCommands
 from slurm_escalate.slurm.runner import SubprocessRunner
 
 pytestmark = [
@@ -52,7 +52,7 @@ def test_oom_task_is_classified_out_of_memory(tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     script.write_text(SCRIPT.format(python=shlex.quote(sys.executable)))
     runner = SubprocessRunner()
-    client = SlurmClient(runner)
+    client = SlurmCommands(runner)
     job_id = client.submit(
         [
             "-p", "devel", "-t", "1", "--mem=100M", "--array=0-2",

@@ -9,10 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlurm, FastClock, Job
 
 from slurm_escalate.cli import main as cli
-from slurm_escalate.cli import ops as cli_ops
 from slurm_escalate.core.chain import SubmissionStatus
 from slurm_escalate.core.events import apply
 from slurm_escalate.core.models import ChainState, Policy, SlurmState, TaskState
@@ -20,10 +18,12 @@ from slurm_escalate.errors import UsageError
 from slurm_escalate.sbatch.plan import PlanContext
 from slurm_escalate.service import adopt
 from slurm_escalate.service import prepare as app
-from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.service.env import Env
+from slurm_escalate.slurm.client import SlurmCommands
 from slurm_escalate.slurm.parse import group_task_records, parse_sacct
 from slurm_escalate.slurm.runner import CommandResult
 from slurm_escalate.state.store import ChainStore
+from slurm_escalate.testing import FakeSlurm, FastClock, Job
 
 DATA = Path(__file__).parent / "data"
 
@@ -275,7 +275,7 @@ def test_the_original_job_is_submission_1_and_only_failed_tasks_go_up(home: Path
     )
     rec = adopt.recover(v, adopt.Overrides())
     opts = app.SubmitOptions(config=str(home / "ladder.yaml"), min_poll=1)
-    prepared = cli_ops._prepare(rec, v, opts, slurm)  # type: ignore[arg-type]
+    prepared = adopt.prepare_adopted(rec, v, opts, slurm)
     store = ChainStore()
     chain = app.create_chain(
         prepared, opts, store, rec.workdir, 1_700_000_100.0, created_at=v.submitted_at
@@ -293,7 +293,7 @@ def test_the_original_job_is_submission_1_and_only_failed_tasks_go_up(home: Path
     assert chain.throttle == 2
     assert [len(t.attempts) for t in chain.tasks] == [1, 1, 1]
 
-    monitor = app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())  # type: ignore[arg-type]
+    monitor = app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())
     monitor.poll_once()
     new = slurm.jobs["300"]
     assert (new.indices, new.level, new.attempt) == ([1], 1, 2)
@@ -355,9 +355,9 @@ class AdoptRunner:
 
 
 def run_adopt(capsys, runner, monkeypatch, *args: str):
-    monkeypatch.setattr(cli, "client_factory", lambda: SlurmClient(runner))
+    env = Env(client_factory=lambda: SlurmCommands(runner))
     with pytest.raises(SystemExit) as e:
-        cli._run(cli.cli, "slurm-escalate", ["adopt", *args])
+        cli._run(cli.cli, "slurm-escalate", ["adopt", *args], env)
     out, err = capsys.readouterr()
     return e.value.code, out, err
 
@@ -443,7 +443,7 @@ def test_a_job_that_already_belongs_to_a_chain_is_not_adopted_twice(home, capsys
     rec = adopt.recover(v, adopt.Overrides(script=str(home / "job.sh"), workdir=str(home)))
     slurm = FakeSlurm(lambda *a: (SlurmState.COMPLETED, "0:0"))
     opts = app.SubmitOptions(config=str(home / "ladder.yaml"))
-    prepared = cli_ops._prepare(rec, v, opts, slurm)  # type: ignore[arg-type]
+    prepared = adopt.prepare_adopted(rec, v, opts, slurm)
     chain = app.create_chain(prepared, opts, ChainStore(), str(home), 1_700_000_000.0)
     for event in adopt.record_original(chain, v, rec.tokens, 1):
         apply(chain, event)

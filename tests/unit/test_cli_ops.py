@@ -1,7 +1,9 @@
 """watch, log, cancel and list through the real entry point, on chains written to disk.
 
-watch and log must never ask Slurm anything: the client factory and the
-subprocess runner both raise here unless a test installs a fake on purpose.
+watch and log must never ask Slurm anything: the Env's client factory and the
+subprocess runner both raise here unless a test passes a fake on purpose.
+Waiting goes through the Env's clock: the tests that follow a chain while it
+changes use a clock that makes the change itself, instead of racing a thread.
 """
 
 from __future__ import annotations
@@ -14,20 +16,39 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
-from fakes import FakeSlurm, ok
 
 from slurm_escalate.cli import main as cli
-from slurm_escalate.cli import ops as cli_ops
 from slurm_escalate.core.chain import Attempt, Chain, Submission, SubmissionStatus, TaskStatus
 from slurm_escalate.core.models import ChainState, TaskState
+from slurm_escalate.service.env import Env
 from slurm_escalate.service.ops import CANCEL_REASON
 from slurm_escalate.slurm.runner import SubprocessRunner
 from slurm_escalate.state.store import ChainStore
+from slurm_escalate.testing import FakeSlurm, FastClock, ok
 
 CHAIN_ID = "20261122-101500-ab12"
+
+
+class StepClock(FastClock):
+    """A fast clock that runs the next step (a change to the chain) at each wait."""
+
+    def __init__(self, *steps: Callable[[], None]) -> None:
+        super().__init__()
+        self.steps = list(steps)
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        if self.steps:
+            self.steps.pop(0)()
+        return super().wait(stop, seconds)
+
+
+def no_slurm(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("this command must not call Slurm")
 
 
 class CancelSlurm(FakeSlurm):
@@ -38,11 +59,7 @@ class CancelSlurm(FakeSlurm):
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ChainStore:
-    def no_slurm(*args, **kwargs):
-        raise AssertionError("this command must not call Slurm")
-
     monkeypatch.setenv("SLURM_ESCALATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(cli, "client_factory", no_slurm)
     monkeypatch.setattr(SubprocessRunner, "run", no_slurm)
     return ChainStore()
 
@@ -86,9 +103,17 @@ def make_chain(store: ChainStore, state: ChainState = ChainState.RUNNING) -> Cha
     return chain
 
 
-def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def invoke(
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+    client: FakeSlurm | None = None,
+    clock: FastClock | None = None,
+) -> tuple[int, str, str]:
+    env = Env(client_factory=no_slurm if client is None else lambda: client)
+    if clock is not None:
+        env.clock = clock
     with pytest.raises(SystemExit) as e:
-        cli._run(cli.cli, "slurm-escalate", list(args))
+        cli._run(cli.cli, "slurm-escalate", list(args), env)
     out, err = capsys.readouterr()
     return e.value.code, out, err
 
@@ -143,32 +168,59 @@ def test_watch_prints_a_block_per_change_and_exits_with_the_chains_status(store,
     chain = make_chain(store)
 
     def finish() -> None:
-        time.sleep(0.3)
         chain.tasks[1].state = chain.tasks[3].state = TaskState.COMPLETED
         chain.state, chain.finished_at = ChainState.FAILED, time.time()
         store.save(chain)
 
-    threading.Thread(target=finish).start()
-    code, out, _ = invoke(capsys, "watch", CHAIN_ID, "--interval", "0.05")
+    clock = StepClock(lambda: None, lambda: None, finish)
+    code, out, _ = invoke(capsys, "watch", CHAIN_ID, "--interval", "0.05", clock=clock)
     assert code == 1  # FAILED: task 2 exited 3
+    assert clock.waits == [0.05, 0.05, 0.05]
     blocks = out.split("\n\n")
     assert len(blocks) == 2, out  # nothing changed between the first frame and the last
     assert "RUNNING" in blocks[0].splitlines()[0] and "FAILED" in blocks[1].splitlines()[0]
     assert "monitor: none needed (FAILED)" in blocks[1]
 
 
-def test_watch_of_a_completed_chain_exits_0_and_ctrl_c_exits_130(store, capsys, monkeypatch):
+def test_watch_loads_the_chain_again_only_when_its_state_files_changed(
+    store, capsys, monkeypatch
+):
+    chain = make_chain(store)
+    loads: list[str] = []
+    load = ChainStore.load
+
+    def counted(self: ChainStore, chain_ref: str) -> Chain:
+        loads.append(chain_ref)
+        return load(self, chain_ref)
+
+    monkeypatch.setattr(ChainStore, "load", counted)
+
+    before: list[int] = []
+
+    def finish() -> None:
+        before.append(len(loads))
+        chain.state, chain.finished_at = ChainState.COMPLETED, time.time()
+        store.save(chain)
+        loads.clear()
+
+    idle = [lambda: None] * 5
+    code, out, _ = invoke(capsys, "watch", CHAIN_ID, clock=StepClock(*idle, finish))
+    assert code == 0 and "COMPLETED" in out.split("\n\n")[-1].splitlines()[0]
+    assert before == [1]  # the first frame's load; five idle frames loaded nothing
+    assert loads == [CHAIN_ID]  # the change cost one load
+
+
+def test_watch_of_a_completed_chain_exits_0_and_ctrl_c_exits_130(store, capsys):
     make_chain(store, ChainState.COMPLETED)
     assert invoke(capsys, "watch", CHAIN_ID)[0] == 0
     make_running = store.load(CHAIN_ID)
     make_running.state = ChainState.RUNNING
     store.save(make_running)
 
-    def interrupt(seconds: float) -> None:
+    def interrupt() -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_ops.time, "sleep", interrupt)
-    assert invoke(capsys, "watch", CHAIN_ID)[0] == 130
+    assert invoke(capsys, "watch", CHAIN_ID, clock=StepClock(interrupt))[0] == 130
 
 
 def test_watch_of_an_unknown_chain(store, capsys):
@@ -190,24 +242,24 @@ def test_log_prints_all_or_the_last_lines(store, capsys):
     assert invoke(capsys, "log", CHAIN_ID, "-n", "0")[1] == ""
 
 
-def test_log_follow_prints_new_lines_until_the_chain_is_final(store, capsys, monkeypatch):
-    monkeypatch.setattr(cli_ops, "FOLLOW_S", 0.05)
+def test_log_follow_prints_new_lines_until_the_chain_is_final(store, capsys):
     chain = make_chain(store)
     log = store.log_path(CHAIN_ID)
 
-    def monitor() -> None:
-        time.sleep(0.2)
+    def line() -> None:
         with log.open("a") as f:
             f.write("2026-11-22 10:16:00 INFO    task 101_1 COMPLETED at level 1\n")
-        time.sleep(0.2)
+
+    def finish() -> None:
         chain.state = ChainState.COMPLETED
         store.save(chain)
         with log.open("a") as f:
             f.write("2026-11-22 10:16:01 INFO    chain COMPLETED after 0:01:01\n")
 
-    threading.Thread(target=monitor).start()
-    code, out, _ = invoke(capsys, "log", CHAIN_ID, "-f")
+    clock = StepClock(lambda: None, line, lambda: None, finish)
+    code, out, _ = invoke(capsys, "log", CHAIN_ID, "-f", clock=clock)
     assert code == 0
+    assert clock.waits == [0.5] * 4
     assert out.splitlines()[-2:] == [
         "2026-11-22 10:16:00 INFO    task 101_1 COMPLETED at level 1",
         "2026-11-22 10:16:01 INFO    chain COMPLETED after 0:01:01",
@@ -225,11 +277,10 @@ def test_log_follow_of_a_final_chain_returns_at_once(store, capsys):
 # ------------------------------------------------------------------- cancel
 
 
-def test_cancel_scancels_only_the_chains_live_jobs_once(store, capsys, monkeypatch):
+def test_cancel_scancels_only_the_chains_live_jobs_once(store, capsys):
     make_chain(store)
     slurm = CancelSlurm(ok)
-    monkeypatch.setattr(cli, "client_factory", lambda: slurm)
-    code, out, err = invoke(capsys, "cancel", CHAIN_ID)
+    code, out, err = invoke(capsys, "cancel", CHAIN_ID, client=slurm)
     assert (code, err) == (0, "")
     assert slurm.calls["scancel"] == 1 and slurm.cancelled == ["100", "101"]
     assert out == f"chain {CHAIN_ID} CANCELLED: scancel 100 101; 2 task(s) marked CANCELLED\n"
@@ -246,15 +297,14 @@ def test_cancel_scancels_only_the_chains_live_jobs_once(store, capsys, monkeypat
     status = json.loads(invoke(capsys, "status", CHAIN_ID, "--json")[1])
     assert status["state"] == "CANCELLED"
     # Idempotent: a second cancel touches nothing.
-    code, out, _ = invoke(capsys, "cancel", CHAIN_ID)
+    code, out, _ = invoke(capsys, "cancel", CHAIN_ID, client=slurm)
     assert (code, out) == (0, f"chain {CHAIN_ID} is already CANCELLED: nothing to cancel\n")
     assert slurm.calls["scancel"] == 1
 
 
-def test_cancel_stops_the_monitor_first(store, capsys, monkeypatch):
+def test_cancel_stops_the_monitor_first(store, capsys):
     make_chain(store)
     slurm = CancelSlurm(ok)
-    monkeypatch.setattr(cli, "client_factory", lambda: slurm)
     # Stands in for a foreground monitor: no SIGTERM handler, "escalate" in its argv.
     monitor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "escalate"])
     try:
@@ -264,28 +314,26 @@ def test_cancel_stops_the_monitor_first(store, capsys, monkeypatch):
                 break
             time.sleep(0.05)
         claim(store, monitor.pid)
-        code, out, _ = invoke(capsys, "cancel", CHAIN_ID)
+        code, out, _ = invoke(capsys, "cancel", CHAIN_ID, client=slurm)
         assert code == 0 and f"monitor pid {monitor.pid} stopped" in out
         assert monitor.wait(timeout=10) == -signal.SIGTERM
     finally:
         monitor.kill()
 
 
-def test_cancel_never_signals_a_recycled_pid(store, capsys, monkeypatch):
+def test_cancel_never_signals_a_recycled_pid(store, capsys):
     make_chain(store)
-    monkeypatch.setattr(cli, "client_factory", lambda: CancelSlurm(ok))
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         claim(store, bystander.pid)
-        assert invoke(capsys, "cancel", CHAIN_ID)[0] == 0
+        assert invoke(capsys, "cancel", CHAIN_ID, client=CancelSlurm(ok))[0] == 0
         assert bystander.poll() is None
     finally:
         bystander.kill()
 
 
-def test_cancel_refuses_while_a_monitor_elsewhere_holds_the_chain(store, capsys, monkeypatch):
+def test_cancel_refuses_while_a_monitor_elsewhere_holds_the_chain(store, capsys):
     make_chain(store)
-    monkeypatch.setattr(cli, "client_factory", lambda: CancelSlurm(ok))
     code = (
         "import sys, time\n"
         "from slurm_escalate.state.store import ChainStore\n"
@@ -299,7 +347,7 @@ def test_cancel_refuses_while_a_monitor_elsewhere_holds_the_chain(store, capsys,
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         claim(store, holder.pid, host="login9")
-        code_, _, err = invoke(capsys, "cancel", CHAIN_ID)
+        code_, _, err = invoke(capsys, "cancel", CHAIN_ID, client=CancelSlurm(ok))
         assert code_ == 2
         assert "already being monitored (host login9" in err and "stop that monitor first" in err
         assert store.load(CHAIN_ID).state is ChainState.RUNNING
@@ -307,7 +355,7 @@ def test_cancel_refuses_while_a_monitor_elsewhere_holds_the_chain(store, capsys,
         holder.kill()
 
 
-def test_cancel_when_scancel_fails_changes_nothing(store, capsys, monkeypatch):
+def test_cancel_when_scancel_fails_changes_nothing(store, capsys):
     from slurm_escalate.errors import SlurmCommandError
 
     class Refusing(FakeSlurm):
@@ -315,8 +363,7 @@ def test_cancel_when_scancel_fails_changes_nothing(store, capsys, monkeypatch):
             raise SlurmCommandError(["scancel"], 1, "scancel: error: Socket timed out")
 
     make_chain(store)
-    monkeypatch.setattr(cli, "client_factory", lambda: Refusing(ok))
-    code, _, err = invoke(capsys, "cancel", CHAIN_ID)
+    code, _, err = invoke(capsys, "cancel", CHAIN_ID, client=Refusing(ok))
     assert code == 3 and "Socket timed out" in err
     assert store.load(CHAIN_ID).state is ChainState.RUNNING
 

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlurm, FastClock, ok
 
 from slurm_escalate.core.chain import SubmissionStatus
 from slurm_escalate.core.models import ChainState, SlurmState, TaskState
@@ -16,6 +15,7 @@ from slurm_escalate.engine.monitor import FirstSubmissionRefused, Monitor, PollR
 from slurm_escalate.errors import SlurmCommandError
 from slurm_escalate.service import prepare as app
 from slurm_escalate.state.store import ChainStore
+from slurm_escalate.testing import FakeSlurm, FastClock, ok
 
 LADDER = """\
 levels:
@@ -36,7 +36,7 @@ def build(
         (tmp_path / "ladder.yaml").write_text(ladder)
         config = "ladder.yaml"
     options = app.SubmitOptions(config=config, min_poll=1, **opts)
-    prepared = app.prepare(tokens, options, slurm, str(tmp_path))  # type: ignore[arg-type]
+    prepared = app.prepare(tokens, options, slurm, str(tmp_path))
     store = ChainStore(tmp_path / "state")
     chain = app.create_chain(prepared, options, store, str(tmp_path), 1_790_000_000.0)
     monitor = app.make_monitor(
@@ -44,7 +44,7 @@ def build(
         prepared,
         store,
         slurm,
-        {"PATH": "/bin"},  # type: ignore[arg-type]
+        {"PATH": "/bin"},
         clock=FastClock(),
     )
     return monitor, store
@@ -264,7 +264,7 @@ def test_resume_rebuilds_the_same_plan_from_the_chain_directory(tmp_path: Path) 
     monitor, store = build(tmp_path, slurm, ["--array=0-2", "-t", "5", "job.sh", "a b"])
     monitor.start()
     chain = store.load(monitor.chain.chain_id)
-    prepared = app.reload(chain, store, slurm)  # type: ignore[arg-type]
+    prepared = app.reload(chain, store, slurm)
     assert prepared.request == monitor.ctx.request
     assert prepared.policy == monitor.ctx.policy
 
@@ -339,8 +339,8 @@ def test_interrupted_sbatch_waits_while_slurm_cannot_be_asked(tmp_path: Path) ->
 
 def _resumed(tmp_path: Path, slurm: FakeSlurm, store: ChainStore, chain_id: str) -> Monitor:
     chain = store.load(chain_id)
-    prepared = app.reload(chain, store, slurm)  # type: ignore[arg-type]
-    return app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())  # type: ignore[arg-type]
+    prepared = app.reload(chain, store, slurm)
+    return app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())
 
 
 def test_resume_after_a_crash_between_sbatch_and_recording_the_job_id(tmp_path: Path) -> None:

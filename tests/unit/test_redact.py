@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slurm_escalate.cli.redact import mask_command_line, mask_export
+from slurm_escalate.service.redact import mask_command_line, mask_export
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeSlurm, FastClock
 
 from slurm_escalate.core.chain import Chain
 from slurm_escalate.core.models import Level, SlurmState
@@ -38,6 +37,7 @@ from slurm_escalate.reporting.stats import build_report, req_mem_mb
 from slurm_escalate.service import prepare as app
 from slurm_escalate.service.collect import chain_report, levels_for
 from slurm_escalate.state.store import ChainStore
+from slurm_escalate.testing import FakeSlurm, FastClock
 
 LADDER = """\
 levels:
@@ -94,7 +94,7 @@ def mixed_chain(tmp_path: Path) -> tuple[Chain, ChainStore]:
     slurm = FakeSlurm(_outcome, detail=_detail)
     options = app.SubmitOptions(config="ladder.yaml", min_poll=1)
     tokens = ["--array=0-6", "--cpus-per-task=2", "--output=%x-%a.log", "job.sh"]
-    prepared = app.prepare(tokens, options, slurm, str(tmp_path))  # type: ignore[arg-type]
+    prepared = app.prepare(tokens, options, slurm, str(tmp_path))
     store = ChainStore(tmp_path / "state")
     chain = app.create_chain(prepared, options, store, str(tmp_path), 1_790_000_000.0)
     monitor = app.make_monitor(
@@ -103,7 +103,7 @@ def mixed_chain(tmp_path: Path) -> tuple[Chain, ChainStore]:
         store,
         slurm,
         {"PATH": "/bin"},
-        clock=FastClock(),  # type: ignore[arg-type]
+        clock=FastClock(),
     )
     monitor.start()
     monitor.run(threading.Event())

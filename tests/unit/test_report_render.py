@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlurm, FastClock, ok
 from test_report import mixed_chain
 
 from slurm_escalate.reporting import render_html, render_json, render_markdown, write_sqlite
@@ -18,6 +17,7 @@ from slurm_escalate.reporting.model import ReportData
 from slurm_escalate.service import prepare as app
 from slurm_escalate.service.collect import chain_report
 from slurm_escalate.state.store import ChainStore
+from slurm_escalate.testing import FakeSlurm, FastClock, ok
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = 1_790_000_100.0
@@ -204,7 +204,7 @@ def _chain_with(tmp_path: Path, tokens: list[str], polls: int, run_polls: int) -
     (tmp_path / "job.sh").write_text("#!/bin/bash\necho hi\n")
     slurm = FakeSlurm(ok, run_polls=run_polls)
     options = app.SubmitOptions(min_poll=1)
-    prepared = app.prepare(tokens, options, slurm, str(tmp_path))  # type: ignore[arg-type]
+    prepared = app.prepare(tokens, options, slurm, str(tmp_path))
     store = ChainStore(tmp_path / "state")
     chain = app.create_chain(prepared, options, store, str(tmp_path), 1_790_000_000.0)
     monitor = app.make_monitor(
@@ -213,7 +213,7 @@ def _chain_with(tmp_path: Path, tokens: list[str], polls: int, run_polls: int) -
         store,
         slurm,
         {},
-        clock=FastClock(),  # type: ignore[arg-type]
+        clock=FastClock(),
     )
     monitor.start()
     if polls:

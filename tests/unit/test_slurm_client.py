@@ -1,7 +1,9 @@
-"""SlurmClient against a fake runner, and SubprocessRunner against real processes."""
+"""SlurmCommands (the real SlurmClient) against a fake runner, SubprocessRunner against real
+processes, and the SlurmClient Protocol against what the package asks of it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shlex
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+import slurm_escalate
+from slurm_escalate import testing
 from slurm_escalate.core.models import ClusterLimits, SlurmState
 from slurm_escalate.errors import SlurmCommandError, SlurmParseError
-from slurm_escalate.slurm.client import SlurmClient
+from slurm_escalate.slurm.client import SlurmClient, SlurmCommands
 from slurm_escalate.slurm.parse import SACCT_FIELDS
 from slurm_escalate.slurm.runner import CommandResult, SubprocessRunner
 
@@ -93,7 +97,7 @@ def fail(returncode: int, stderr: str) -> CommandResult:
 def test_query_makes_exactly_one_sacct_call_for_many_ids() -> None:
     runner = FakeRunner({"sacct": ok((DATA / "sacct_oom_array.txt").read_text())})
     ids = [str(i) for i in range(1000, 3000)] + ["7", "7_1"]
-    records = SlurmClient(runner).query(ids)
+    records = SlurmCommands(runner).query(ids)
     assert runner.names() == ["sacct"]
     (call,) = runner.calls
     assert list(call.argv) == [*SACCT_PREFIX, f"--jobs={','.join(ids)}"]
@@ -109,13 +113,13 @@ def test_query_makes_exactly_one_sacct_call_for_many_ids() -> None:
 
 def test_query_deduplicates_ids_keeping_order() -> None:
     runner = FakeRunner()
-    SlurmClient(runner).query(["9", "7", "9", "7_2", "7"])
+    SlurmCommands(runner).query(["9", "7", "9", "7_2", "7"])
     assert runner.calls[0].argv[-1] == "--jobs=9,7,7_2"
 
 
 def test_query_without_ids_makes_no_call() -> None:
     runner = FakeRunner()
-    assert SlurmClient(runner).query([]) == []
+    assert SlurmCommands(runner).query([]) == []
     assert runner.calls == []
 
 
@@ -123,20 +127,20 @@ def test_query_without_ids_makes_no_call() -> None:
 def test_query_rejects_ids_that_would_change_the_command(bad: str) -> None:
     runner = FakeRunner()
     with pytest.raises(ValueError, match="not Slurm job ids"):
-        SlurmClient(runner).query(["5", bad])
+        SlurmCommands(runner).query(["5", bad])
     assert runner.calls == []
 
 
 def test_query_rejects_a_bare_string() -> None:
     with pytest.raises(TypeError):
-        SlurmClient(FakeRunner()).query("123")
+        SlurmCommands(FakeRunner()).query("123")
 
 
 def test_query_failure_raises_with_stderr() -> None:
     stderr = "sacct: error: Problem talking to the database: Connection refused\n"
     runner = FakeRunner({"sacct": fail(1, stderr)})
     with pytest.raises(SlurmCommandError) as info:
-        SlurmClient(runner).query(["5"])
+        SlurmCommands(runner).query(["5"])
     assert (info.value.returncode, info.value.stderr) == (1, stderr.strip())
     assert str(info.value) == (
         "sacct exited 1: sacct: error: Problem talking to the database: Connection refused"
@@ -152,7 +156,7 @@ def test_recorded_fixtures_were_made_with_the_clients_exact_command() -> None:
         recorded = shlex.split(cmd_file.read_text().splitlines()[0])
         runner = FakeRunner()
         ids = recorded[-1].removeprefix("--jobs=").split(",")
-        SlurmClient(runner).query(ids)
+        SlurmCommands(runner).query(ids)
         assert list(runner.calls[0].argv) == recorded, cmd_file.name
 
 
@@ -162,7 +166,7 @@ def test_recorded_fixtures_were_made_with_the_clients_exact_command() -> None:
 def test_submit_passes_arguments_unchanged_without_a_shell() -> None:
     runner = FakeRunner({"sbatch": ok("4242\n")})
     env = {"PATH": "/usr/bin", "MY_VAR": "x y"}
-    job_id = SlurmClient(runner, submit_timeout=7).submit(TRICKY_ARGS, env=env, cwd="/tmp")
+    job_id = SlurmCommands(runner, submit_timeout=7).submit(TRICKY_ARGS, env=env, cwd="/tmp")
     assert job_id == "4242"
     (call,) = runner.calls
     assert call.argv == ("sbatch", "--parsable", *TRICKY_ARGS)  # one argv element each
@@ -171,13 +175,13 @@ def test_submit_passes_arguments_unchanged_without_a_shell() -> None:
 
 def test_submit_returns_id_without_cluster_suffix() -> None:
     runner = FakeRunner({"sbatch": ok("63;escalate\n")})  # recorded from sbatch -M escalate
-    assert SlurmClient(runner).submit(["job.sh"]) == "63"
+    assert SlurmCommands(runner).submit(["job.sh"]) == "63"
 
 
 def test_failing_sbatch_raises_with_its_stderr_and_is_not_retried() -> None:
     runner = FakeRunner({"sbatch": fail(1, SBATCH_BAD_PARTITION)})
     with pytest.raises(SlurmCommandError) as info:
-        SlurmClient(runner).submit(["-p", "nosuch", "job.sh"])
+        SlurmCommands(runner).submit(["-p", "nosuch", "job.sh"])
     err = info.value
     assert err.returncode == 1
     assert err.stderr == SBATCH_BAD_PARTITION.strip()
@@ -193,14 +197,14 @@ def test_sbatch_timeout_is_not_retried() -> None:
     argv = ("sbatch", "--parsable", "job.sh")
     runner = FakeRunner({"sbatch": SlurmCommandError(argv, None, "sbatch: no answer after 60s")})
     with pytest.raises(SlurmCommandError):
-        SlurmClient(runner).submit(["job.sh"])
+        SlurmCommands(runner).submit(["job.sh"])
     assert runner.names() == ["sbatch"]
 
 
 def test_sbatch_garbage_output_is_a_parse_error() -> None:
     runner = FakeRunner({"sbatch": ok("Submitted batch job 12\n")})
     with pytest.raises(SlurmParseError, match="may have been submitted"):
-        SlurmClient(runner).submit(["job.sh"])
+        SlurmCommands(runner).submit(["job.sh"])
 
 
 # --- cancel, partitions, limits --------------------------------------------------------
@@ -208,7 +212,7 @@ def test_sbatch_garbage_output_is_a_parse_error() -> None:
 
 def test_cancel() -> None:
     runner = FakeRunner()
-    client = SlurmClient(runner)
+    client = SlurmCommands(runner)
     client.cancel(["12", "13_4", "12"])
     client.cancel([])
     assert [c.argv for c in runner.calls] == [("scancel", "12", "13_4")]
@@ -226,7 +230,7 @@ def test_partitions_uses_two_scontrol_calls() -> None:
             return CommandResult(tuple(argv), 0, next(outputs), "")
 
     runner = Scontrol()
-    parts = SlurmClient(runner).partitions()
+    parts = SlurmCommands(runner).partitions()
     assert [c.argv for c in runner.calls] == [
         ("scontrol", "--all", "--oneliner", "show", "partition"),
         ("scontrol", "--all", "--oneliner", "show", "node"),
@@ -240,7 +244,7 @@ def test_partitions_uses_two_scontrol_calls() -> None:
 
 def test_limits_are_fetched_once() -> None:
     runner = FakeRunner({"scontrol": ok((DATA / "scontrol_config.txt").read_text())})
-    client = SlurmClient(runner)
+    client = SlurmCommands(runner)
     assert client.limits() == client.limits() == ClusterLimits(2001, None, 100000)
     assert [c.argv for c in runner.calls] == [("scontrol", "show", "config")]
 
@@ -295,7 +299,7 @@ def test_missing_binary_raises_slurm_command_error() -> None:
 
 
 def test_missing_binary_through_the_client() -> None:
-    client = SlurmClient(SubprocessRunner())
+    client = SlurmCommands(SubprocessRunner())
     with pytest.raises(SlurmCommandError, match="command not found"):
         client.submit(["job.sh"], env={"PATH": "/nonexistent"})
 
@@ -323,7 +327,63 @@ def test_submit_through_a_real_process_gets_argv_byte_for_byte(tmp_path: Path) -
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"}
     runner = SubprocessRunner()
-    job_id = SlurmClient(runner).submit(TRICKY_ARGS, env=env, cwd=str(tmp_path))
+    job_id = SlurmCommands(runner).submit(TRICKY_ARGS, env=env, cwd=str(tmp_path))
     assert job_id == "77"
     assert json.loads(record.read_text()) == ["--parsable", *TRICKY_ARGS]
     assert runner.calls == {"sbatch": 1}
+
+
+# --- the Protocol ------------------------------------------------------------------------
+
+PROTOCOL_MEMBERS = {
+    "submit",
+    "query",
+    "find_tokens",
+    "cancel",
+    "partitions",
+    "limits",
+    "runner",
+    "query_timeout",
+    "control_timeout",
+}
+
+
+def _client_uses() -> set[str]:
+    """Every attribute the package reads off a ``client`` or ``self.client`` (outside slurm/)."""
+    root = Path(slurm_escalate.__file__).parent
+    used: set[str] = set()
+    for path in root.rglob("*.py"):
+        if path.parent.name == "slurm" or path.name == "testing.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Attribute):
+                continue
+            owner = node.value
+            if (isinstance(owner, ast.Name) and owner.id == "client") or (
+                isinstance(owner, ast.Attribute) and owner.attr == "client"
+            ):
+                used.add(node.attr)
+    return used
+
+
+def test_the_protocol_names_exactly_what_the_package_asks_of_a_client() -> None:
+    declared = {n for n in vars(SlurmClient) if not n.startswith("_")}
+    assert declared == PROTOCOL_MEMBERS
+    assert _client_uses() == PROTOCOL_MEMBERS
+
+
+@pytest.mark.parametrize(
+    "client", [SlurmCommands(FakeRunner()), testing.FakeSlurm(testing.ok)], ids=["real", "fake"]
+)
+def test_the_real_client_and_the_fake_both_offer_every_member(client: SlurmClient) -> None:
+    for name in PROTOCOL_MEMBERS:
+        assert hasattr(client, name), name
+    assert client.query_timeout > 0 and client.control_timeout > 0
+
+
+def test_the_fake_records_cancels_and_refuses_raw_commands() -> None:
+    fake = testing.FakeSlurm(testing.ok)
+    fake.cancel(["100", "101_3"])
+    assert fake.cancelled == ["100", "101_3"] and fake.calls["scancel"] == 1
+    result = fake.runner.run(["scontrol", "show", "job", "100"])
+    assert result.returncode == 1 and "does not simulate 'scontrol'" in result.stderr

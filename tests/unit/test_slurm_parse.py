@@ -3,15 +3,30 @@
 Every ``tests/unit/data/NAME.txt`` has a sidecar ``NAME.cmd``: its first line is
 the exact command that printed the file, the ``#`` lines say how the jobs were
 made (``test_slurm_client.py`` checks the sacct commands match what
-SlurmClient.query runs).
+SlurmCommands.query runs).
+
+The golden tables at the end (and ``data/golden_sacct.json``, every field of every
+recorded row) hold what the implementation before the speed rewrite made of
+tricky inputs, written out literally; change an entry only with a deliberate
+change of behaviour. Hypothesis properties check that rows survive being
+printed and parsed back, and what grouping promises.
 """
 
 from __future__ import annotations
 
+import gc
+import json
+import pickle
+from dataclasses import FrozenInstanceError, asdict, dataclass, fields, replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from slurm_escalate.arrays.spec import MAX_INDEX, compress, expand
 from slurm_escalate.core.classify import classify
 from slurm_escalate.core.models import (
     ClusterLimits,
@@ -20,8 +35,11 @@ from slurm_escalate.core.models import (
     Policy,
     SacctRow,
     SlurmState,
+    TaskRecord,
 )
+from slurm_escalate.core.units import format_time
 from slurm_escalate.errors import SlurmParseError
+from slurm_escalate.slurm import fastbuild, parse
 from slurm_escalate.slurm.hostlist import expand_hostlist
 from slurm_escalate.slurm.parse import (
     SACCT_FIELDS,
@@ -400,3 +418,516 @@ def test_parse_cluster_limits_max_array_tasks() -> None:
 def test_parse_cluster_limits_needs_max_array_size() -> None:
     with pytest.raises(SlurmParseError, match="no numeric MaxArraySize"):
         parse_cluster_limits("MaxJobCount = 10000\n")
+
+
+# --- golden tables: sacct lines ----------------------------------------------------------
+
+
+def outcome(text: str) -> list[SacctRow] | str:
+    """The rows, or the reason of the parse error (after "sacct output line N: ")."""
+    try:
+        return parse_sacct(text)
+    except SlurmParseError as exc:
+        return str(exc).split(": ", 1)[1].rsplit(": ", 1)[0]
+
+
+# JobID as printed -> (job_id, array_job_id, array_index, step), or the error
+GOLDEN_JOB_IDS = [
+    ("123", ("123", "123", None, None)),
+    ("123_4", ("123_4", "123", 4, None)),
+    ("123_4.batch", ("123_4.batch", "123", 4, "batch")),
+    ("123_4.extern", ("123_4.extern", "123", 4, "extern")),
+    ("123_4.0", ("123_4.0", "123", 4, "0")),
+    ("123.batch", ("123.batch", "123", None, "batch")),
+    ("123_[1-5%2]", ("123_[1-5%2]", "123", None, None)),
+    ("123+0", ("123+0", "123", None, None)),
+    ("123+0.batch", ("123+0.batch", "123", None, "batch")),
+    ("123+2", ("123+2", "123", None, "+2")),
+    ("123+2.batch", ("123+2.batch", "123", None, "+2.batch")),
+    ("9_[0,3-7]", ("9_[0,3-7]", "9", None, None)),
+    (" 12_3 ", ("12_3", "12", 3, None)),
+    ("\u0663_4", ("\u0663_4", "\u0663", 4, None)),  # a unicode digit passes as a job id
+    ("12.batch_x", ("12.batch_x", "12", None, "batch_x")),
+    ("12_3.0+1", ("12_3.0+1", "12", 3, "0+1")),
+    ("7_[5-3]", ("7_[5-3]", "7", None, None)),  # the bracket is read when grouping
+    ("007_1", ("007_1", "007", 1, None)),
+    ("12_3.a-b+c_d", ("12_3.a-b+c_d", "12", 3, "a-b+c_d")),
+    ("12_", "unreadable JobID '12_'"),
+    ("12.", "unreadable JobID '12.'"),
+    ("12_3.a.b", "unreadable JobID '12_3.a.b'"),
+    ("12_3.b\u00e4", "unreadable JobID '12_3.b\u00e4'"),
+    ("12_\u00b2", "unreadable JobID '12_\u00b2'"),
+    ("12_3_4", "unreadable JobID '12_3_4'"),
+    ("12_3+1", "unreadable JobID '12_3+1'"),
+    ("abc", "unreadable JobID 'abc'"),
+    ("", "unreadable JobID ''"),
+    ("12_3.", "unreadable JobID '12_3.'"),
+    ("12_[]", "unreadable JobID '12_[]'"),
+    ("12_[1", "unreadable JobID '12_[1'"),
+    ("12+", "unreadable JobID '12+'"),
+    ("+1", "unreadable JobID '+1'"),
+    ("12_3.batch.0", "unreadable JobID '12_3.batch.0'"),
+]
+
+
+@pytest.mark.parametrize(
+    "job_id, expected", GOLDEN_JOB_IDS, ids=[repr(g[0]) for g in GOLDEN_JOB_IDS]
+)
+def test_job_id_golden(job_id: str, expected: tuple | str) -> None:
+    got = outcome(line(JobID=job_id))
+    if isinstance(got, list):
+        (row,) = got
+        assert (row.job_id, row.array_job_id, row.array_index, row.step) == expected
+    else:
+        assert got == expected
+
+
+# column, text as printed -> the field(s) it sets, or the error
+GOLDEN_COLUMNS = [
+    ("State", "COMPLETED", (S.COMPLETED, "COMPLETED")),
+    ("State", "CANCELLED by 0", (S.CANCELLED, "CANCELLED by 0")),
+    ("State", "RUNNING+", (S.RUNNING, "RUNNING+")),
+    ("State", "CANCELLED+", (S.CANCELLED, "CANCELLED+")),
+    ("State", "", (S.UNKNOWN, "")),
+    ("State", " ", (S.UNKNOWN, "")),
+    ("State", "out_of_memory", (S.OUT_OF_MEMORY, "out_of_memory")),
+    ("State", "completing", (S.COMPLETING, "completing")),
+    ("State", "NEW", (S.UNKNOWN, "NEW")),
+    ("State", "PENDING", (S.PENDING, "PENDING")),
+    ("State", "REQUEUED", (S.REQUEUED, "REQUEUED")),
+    ("State", "PREEMPTED", (S.PREEMPTED, "PREEMPTED")),
+    ("State", "BOOT_FAIL", (S.BOOT_FAIL, "BOOT_FAIL")),
+    ("State", "DEADLINE", (S.DEADLINE, "DEADLINE")),
+    ("State", "TIMEOUT", (S.TIMEOUT, "TIMEOUT")),
+    ("ExitCode", "0:0", (0, 0)),
+    ("ExitCode", "0:125", (0, 125)),
+    ("ExitCode", "137:0", (137, 0)),
+    ("ExitCode", "", (0, 0)),
+    ("ExitCode", " 3:0 ", (3, 0)),
+    ("ExitCode", "0:9", (0, 9)),
+    ("ExitCode", "255:0", (255, 0)),
+    ("ExitCode", "00:01", (0, 1)),
+    ("ExitCode", "1:", "unreadable ExitCode '1:'"),
+    ("ExitCode", "x", "unreadable ExitCode 'x'"),
+    ("ExitCode", ":0", "unreadable ExitCode ':0'"),
+    ("ExitCode", "1:2:3", "unreadable ExitCode '1:2:3'"),
+    ("MaxRSS", "", None),
+    ("MaxRSS", "0", 0),
+    ("MaxRSS", "123456K", 123456),
+    ("MaxRSS", "1.5G", 1572864),
+    ("MaxRSS", "388", 0),  # a bare number is bytes
+    ("MaxRSS", "2048", 2),
+    ("MaxRSS", "1023", 0),
+    ("MaxRSS", "12Q", None),
+    ("MaxRSS", " 7M ", 7168),
+    ("MaxRSS", "1.5M", 1536),
+    ("MaxRSS", "2T", 2147483648),
+    ("MaxRSS", "0K", 0),
+    ("MaxRSS", "1e3K", None),
+    ("MaxRSS", "12.7K", 13),
+    ("MaxRSS", "k", None),
+    ("Elapsed", "00:01:00", 60),
+    ("Elapsed", "1-02:03:04", 93784),
+    ("Elapsed", "", None),
+    ("Elapsed", "INVALID", None),
+    ("Elapsed", "61", 3660),  # a bare number is minutes, as for --time
+    ("Elapsed", "59", 3540),
+    ("Elapsed", "00:99:00", None),
+    ("Elapsed", "10:30", 630),
+    ("Elapsed", "2-12", 216000),
+    ("Elapsed", "1:00:00", 3600),
+    ("Elapsed", "0:0:0", 0),
+    ("Elapsed", "3-00:00:00", 259200),
+    ("Timelimit", "UNLIMITED", None),
+    ("Timelimit", "Partition_Limit", None),
+    ("Timelimit", "INFINITE", None),
+    ("Timelimit", "NONE", None),
+    ("Timelimit", "invalid", None),
+    ("Timelimit", "", None),
+    ("Timelimit", "00:10:00", 600),
+    ("Timelimit", "2-00:00:00", 172800),
+    ("Timelimit", "1-00:30", 88200),
+    ("Start", "2026-11-22T10:00:00", "2026-11-22T10:00:00"),
+    ("Start", " 2026-11-22T10:00:00 ", "2026-11-22T10:00:00"),
+    ("Start", "Unknown", None),
+    ("Start", "unknown", None),
+    ("Start", "None", None),
+    ("Start", "NONE", None),
+    ("Start", "", None),
+    ("End", "2026-11-22T10:01:00", "2026-11-22T10:01:00"),
+    ("End", "Unknown", None),
+    ("End", "None", None),
+    ("End", "", None),
+    ("NodeList", "n1", "n1"),
+    ("NodeList", " n1 ", "n1"),
+    ("NodeList", "n[1-2]", "n[1-2]"),
+    ("NodeList", "None assigned", None),
+    ("NodeList", "NONE ASSIGNED", None),
+    ("NodeList", "(null)", None),
+    ("NodeList", "(NULL)", None),
+    ("NodeList", "", None),
+    ("Partition", "day", "day"),
+    ("Partition", " day ", "day"),
+    ("Partition", "(null)", None),
+    ("Partition", "", None),
+    ("ReqMem", "1000M", "1000M"),
+    ("ReqMem", " 100M ", "100M"),
+    ("ReqMem", "0", "0"),
+    ("ReqMem", "", None),
+    ("JobName", "job", "job"),
+    ("JobName", " x ", "x"),
+    ("JobName", "a|b|c", "a|b|c"),  # the last column takes the rest of the line
+    ("JobName", "x|", "x|"),
+    ("JobName", "(null)", None),
+    ("JobName", "None assigned", None),
+    ("JobName", "", None),
+]
+ATTRIBUTES = {
+    "State": ("state", "state_text"),
+    "ExitCode": ("exit_code", "exit_signal"),
+    "MaxRSS": ("max_rss_kb",),
+    "Elapsed": ("elapsed_s",),
+    "Timelimit": ("timelimit_s",),
+    "Start": ("start",),
+    "End": ("end",),
+    "NodeList": ("nodes",),
+    "Partition": ("partition",),
+    "ReqMem": ("req_mem",),
+    "JobName": ("name",),
+}
+
+
+@pytest.mark.parametrize(
+    "column, text, expected", GOLDEN_COLUMNS, ids=[f"{g[0]}={g[1]!r}" for g in GOLDEN_COLUMNS]
+)
+def test_column_golden(column: str, text: str, expected: object) -> None:
+    got = outcome(line(**{column: text}))
+    if isinstance(got, str):
+        assert got == expected
+        return
+    (row,) = got
+    values = tuple(getattr(row, a) for a in ATTRIBUTES[column])
+    assert (values if len(values) > 1 else values[0]) == expected
+
+
+# --- golden tables: grouping -------------------------------------------------------------
+
+
+def task_line(job_id: str, state: str = "COMPLETED") -> str:
+    return line(JobID=job_id, State=state)
+
+
+# rows (JobID, State) -> records (array job, index, job row's JobID and State, steps), or error
+GOLDEN_GROUPS = [
+    (
+        [("5_1",), ("5_1.batch",), ("5_1.extern",), ("5_2",), ("5_2.0",)],
+        [
+            ("5", 1, "5_1", "COMPLETED", ("5_1.batch COMPLETED", "5_1.extern COMPLETED")),
+            ("5", 2, "5_2", "COMPLETED", ("5_2.0 COMPLETED",)),
+        ],
+    ),
+    (
+        [("5_[1-3%1]", "PENDING"), ("5_2", "RUNNING")],
+        [
+            ("5", 1, "5_[1-3%1]", "PENDING", ()),
+            ("5", 2, "5_2", "RUNNING", ()),
+            ("5", 3, "5_[1-3%1]", "PENDING", ()),
+        ],
+    ),
+    (
+        [("5_2", "RUNNING"), ("5_[1-3%1]", "PENDING")],
+        [
+            ("5", 1, "5_[1-3%1]", "PENDING", ()),
+            ("5", 2, "5_2", "RUNNING", ()),
+            ("5", 3, "5_[1-3%1]", "PENDING", ()),
+        ],
+    ),
+    (  # overlapping placeholders: the later one wins
+        [("5_[2,4]", "PENDING"), ("5_[1-3%1]", "REQUEUED")],
+        [
+            ("5", 1, "5_[1-3%1]", "REQUEUED", ()),
+            ("5", 2, "5_[1-3%1]", "REQUEUED", ()),
+            ("5", 3, "5_[1-3%1]", "REQUEUED", ()),
+            ("5", 4, "5_[2,4]", "PENDING", ()),
+        ],
+    ),
+    (  # a heterogeneous job: other components are steps of component 0
+        [("20+0",), ("20+0.batch",), ("20+1",), ("20+1.batch",)],
+        [
+            (
+                "20",
+                None,
+                "20+0",
+                "COMPLETED",
+                ("20+0.batch COMPLETED", "20+1 COMPLETED", "20+1.batch COMPLETED"),
+            )
+        ],
+    ),
+    (  # "007" and "7" are different keys that sort alike: input order decides
+        [("7_1",), ("007_1",), ("7_1.batch",)],
+        [
+            ("7", 1, "7_1", "COMPLETED", ("7_1.batch COMPLETED",)),
+            ("007", 1, "007_1", "COMPLETED", ()),
+        ],
+    ),
+    ([("10_0.batch",), ("9.batch",), ("5",)], [("5", None, "5", "COMPLETED", ())]),
+    (  # repeated rows: the last job row wins, every step row is kept
+        [("5_1", "RUNNING"), ("5_1", "COMPLETED"), ("5_1.batch", "RUNNING")]
+        + [("5_1.batch", "COMPLETED")],
+        [("5", 1, "5_1", "COMPLETED", ("5_1.batch RUNNING", "5_1.batch COMPLETED"))],
+    ),
+    (
+        [("10_1",), ("9",), ("9.batch",), ("10_[0-1]", "PENDING"), ("10_0",), ("10_0.batch",)],
+        [
+            ("9", None, "9", "COMPLETED", ("9.batch COMPLETED",)),
+            ("10", 0, "10_0", "COMPLETED", ("10_0.batch COMPLETED",)),
+            ("10", 1, "10_1", "COMPLETED", ()),
+        ],
+    ),
+    (
+        [("100_3.batch",), ("100_3",), ("99_[3]", "PENDING"), ("100",)],
+        [
+            ("99", 3, "99_[3]", "PENDING", ()),
+            ("100", None, "100", "COMPLETED", ()),
+            ("100", 3, "100_3", "COMPLETED", ("100_3.batch COMPLETED",)),
+        ],
+    ),
+    (
+        [("10_[0-1]", "PENDING"), ("5_[2,4]", "PENDING"), ("7_[5-3]", "PENDING")],
+        "sacct array record '7_[5-3]': invalid --array '5-3': range end 3 is below start 5",
+    ),
+]
+
+
+@pytest.mark.parametrize("given_rows, expected", GOLDEN_GROUPS)
+def test_grouping_golden(given_rows: list[tuple[str, ...]], expected: list[tuple] | str) -> None:
+    parsed = parse_sacct("\n".join(task_line(*r) for r in given_rows))
+    try:
+        records = group_task_records(parsed)
+    except SlurmParseError as exc:
+        assert str(exc) == expected
+        return
+    got = [
+        (
+            r.array_job_id,
+            r.index,
+            r.job.job_id,
+            r.job.state_text,
+            tuple(f"{s.job_id} {s.state_text}" for s in r.steps),
+        )
+        for r in records
+    ]
+    assert got == expected
+
+
+# --- golden: every field of every recorded row ---------------------------------------------
+
+GOLDEN_SACCT = json.loads((DATA / "golden_sacct.json").read_text())
+
+
+def test_every_recorded_sacct_file_has_a_golden_entry() -> None:
+    names = {p.name for p in DATA.glob("sacct_*.txt")}
+    assert names == set(GOLDEN_SACCT) - {"fields"}
+    assert GOLDEN_SACCT["fields"] == [f.name for f in fields(SacctRow)]
+
+
+@pytest.mark.parametrize("name", sorted(set(GOLDEN_SACCT) - {"fields"}))
+def test_recorded_sacct_golden(name: str) -> None:
+    rows = parse_sacct(data(name))
+    golden = GOLDEN_SACCT[name]
+    as_lists = [
+        [v.value if isinstance(v, SlurmState) else v for v in vars(r).values()] for r in rows
+    ]
+    assert as_lists == golden["rows"]
+    records = [
+        [r.array_job_id, r.index, r.job.job_id, [s.job_id for s in r.steps]]
+        for r in group_task_records(rows)
+    ]
+    assert records == golden["records"]
+
+
+# --- properties: a row printed as sacct prints it parses back to itself --------------------
+
+NO_TEXT = {"NONE ASSIGNED", "(NULL)"}
+BASE = datetime(2020, 1, 1)
+step_names = st.sampled_from(["batch", "extern", "0", "17", "interactive", "a-b+c_d", "0+1", "x_"])
+texts = st.text(  # no "|" and no line breaks of any kind: sacct prints one row per line
+    st.sampled_from("abcXYZ019 _-.,:;()[]+*%#@!?'\"\\/~^$&=<>{}\u00e4\u00df\u00a0\u0663"),
+    max_size=10,
+)
+plain_texts = texts.filter(lambda t: t == t.strip() and t.upper() not in NO_TEXT)
+
+
+@st.composite
+def sacct_rows(draw: st.DrawFn) -> SacctRow:
+    job = str(draw(st.integers(1, 10**9)))
+    index = draw(st.none() | st.integers(0, MAX_INDEX))
+    step = draw(st.none() | step_names)
+    job_id = job if index is None else f"{job}_{index}"
+    if step is not None:
+        job_id += f".{step}"
+    state = draw(st.sampled_from(SlurmState))
+    suffix = draw(st.sampled_from(["", "+", " by 0", f" by {draw(st.integers(1, 10**6))}"]))
+    times = st.none() | st.integers(0, 10**9).map(
+        lambda s: (BASE + timedelta(seconds=s)).isoformat(timespec="seconds")
+    )
+    return SacctRow(
+        job_id=job_id,
+        array_job_id=job,
+        array_index=index,
+        step=step,
+        state=state,
+        state_text=state.value + suffix,
+        exit_code=draw(st.integers(0, 255)),
+        exit_signal=draw(st.integers(0, 255)),
+        max_rss_kb=draw(st.none() | st.integers(0, 2**40)),
+        elapsed_s=draw(st.none() | st.integers(0, 400 * 86400)),
+        timelimit_s=draw(st.none() | st.integers(0, 400 * 86400)),
+        start=draw(times),
+        end=draw(times),
+        nodes=draw(st.none() | plain_texts.filter(bool)),
+        partition=draw(st.none() | plain_texts.filter(bool)),
+        req_mem=draw(st.none() | st.integers(1, 10**6).map(lambda n: f"{n}M")),
+        name=draw(st.none() | plain_texts.map(lambda t: t + "|x").filter(lambda t: t.strip() == t)),
+    )
+
+
+def printed(row: SacctRow) -> str:
+    """The row as ``sacct --parsable2`` prints it (SACCT_FIELDS order)."""
+
+    def duration(seconds: int | None, none: str) -> str:
+        return none if seconds is None else format_time(seconds)
+
+    columns = {
+        "JobID": row.job_id,
+        "JobIDRaw": "1",
+        "State": row.state_text,
+        "ExitCode": f"{row.exit_code}:{row.exit_signal}",
+        "MaxRSS": "" if row.max_rss_kb is None else f"{row.max_rss_kb}K",
+        "Elapsed": duration(row.elapsed_s, ""),
+        "Timelimit": duration(row.timelimit_s, "UNLIMITED"),
+        "Start": row.start or "Unknown",
+        "End": row.end or "Unknown",
+        "NodeList": row.nodes or "None assigned",
+        "Partition": row.partition or "",
+        "ReqMem": row.req_mem or "",
+        "JobName": row.name or "",
+    }
+    assert list(columns) == list(SACCT_FIELDS)
+    return "|".join(columns.values())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(sacct_rows(), max_size=6), st.sampled_from(["\n", "\r\n", "\n\n"]))
+def test_printed_rows_parse_back(rows: list[SacctRow], newline: str) -> None:
+    text = newline.join(printed(r) for r in rows) + newline
+    assert parse_sacct(text) == rows
+
+
+# --- properties: grouping ------------------------------------------------------------------
+
+ARRAYS = ["5", "7", "12"]
+
+
+@st.composite
+def sacct_outputs(draw: st.DrawFn) -> list[SacctRow]:
+    """Job, step and pending-placeholder rows of a few arrays, in any order."""
+    lines = []
+    for _ in range(draw(st.integers(0, 16))):
+        job = draw(st.sampled_from(ARRAYS))
+        kind = draw(st.sampled_from(["task", "step", "plain", "plain-step", "pending"]))
+        state = draw(st.sampled_from(["PENDING", "RUNNING", "COMPLETED", "OUT_OF_MEMORY"]))
+        if kind == "pending":
+            indices = draw(st.sets(st.integers(0, 8), min_size=1, max_size=5))
+            throttle = draw(st.sampled_from(["", "%1", "%4"]))
+            lines.append(task_line(f"{job}_[{compress(indices)}{throttle}]", "PENDING"))
+            continue
+        task = job if kind.startswith("plain") else f"{job}_{draw(st.integers(0, 8))}"
+        if kind.endswith("step"):
+            task += "." + draw(st.sampled_from(["batch", "extern", "0"]))
+        lines.append(task_line(task, state))
+    return parse_sacct("\n".join(lines))
+
+
+def key(row: SacctRow) -> tuple[str, int | None]:
+    return row.array_job_id, row.array_index
+
+
+@settings(max_examples=200, deadline=None)
+@given(sacct_outputs())
+def test_grouping_invariants(rows: list[SacctRow]) -> None:
+    records = group_task_records(rows)
+    keys = [(r.array_job_id, r.index) for r in records]
+    order = [(int(j), -1 if i is None else i) for j, i in keys]
+    assert order == sorted(order) and len(set(keys)) == len(keys)  # sorted, one per task
+
+    jobs = {key(r): r for r in rows if r.step is None and not r.job_id.endswith("]")}
+    pending: dict[tuple[str, int | None], SacctRow] = {}
+    for r in rows:
+        if r.job_id.endswith("]"):
+            for i in expand(r.job_id.split("_[")[1][:-1].partition("%")[0]):
+                pending[r.array_job_id, i] = r
+    assert set(keys) == set(jobs) | set(pending)
+
+    for record in records:
+        k = (record.array_job_id, record.index)
+        if k in jobs:  # a real row beats a placeholder; the last real row wins
+            assert record.job == jobs[k]
+        else:  # a placeholder, given the task's index
+            assert record.job == replace(pending[k], array_index=record.index)
+        # every step row of the task, in the order sacct printed them
+        assert record.steps == tuple(r for r in rows if r.step is not None and key(r) == k)
+
+
+# --- rows built without the frozen __init__ ----------------------------------------------
+
+FIELDS: tuple[Any, ...] = ("7_1.batch", "7", 1, "batch", S.OUT_OF_MEMORY, "OUT_OF_MEMORY", 0, 125)
+MORE: tuple[Any, ...] = (388, 61, None, "2026-11-22T02:43:29", None, "d1", None, "100M", "batch")
+
+
+def test_built_rows_are_ordinary_frozen_instances() -> None:
+    built, made = parse._build_row(*FIELDS, *MORE), SacctRow(*FIELDS, *MORE)
+    assert type(built) is SacctRow
+    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
+    assert asdict(built) == asdict(made) and vars(built) == vars(made)
+    assert pickle.loads(pickle.dumps(built)) == made
+    assert replace(built, step=None) == replace(made, step=None)
+    with pytest.raises(FrozenInstanceError):
+        built.step = "extern"  # type: ignore[misc]
+    record = parse._build_record("7", 1, built, (built,))
+    assert type(record) is TaskRecord and record == TaskRecord("7", 1, made, (made,))
+
+
+def test_fast_builder_refuses_classes_it_would_get_wrong() -> None:
+    @dataclass(frozen=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:
+            assert self.value >= 0
+
+    with pytest.raises(TypeError, match="Checked needs its own __init__"):
+        fastbuild.unfrozen_builder(Checked)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_parsing_leaves_the_garbage_collector_as_it_was(enabled: bool) -> None:
+    good = "|".join(["7_1", "1", "COMPLETED", "0:0", *[""] * 9])
+    (gc.enable if enabled else gc.disable)()
+    try:
+        group_task_records(parse_sacct(good))
+        with pytest.raises(SlurmParseError):
+            parse_sacct(good + "\n" + "x|1")
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+
+
+def test_memo_forgets_everything_when_full() -> None:
+    memo = fastbuild.Memo(str.upper, size=2)
+    assert (memo["a"], memo["b"], memo["a"]) == ("A", "B", "A")
+    assert memo["c"] == "C" and list(memo) == ["c"]
+
+
+def test_expand_is_the_one_group_task_records_uses() -> None:
+    assert parse.expand is expand
