@@ -32,7 +32,7 @@ from slurm_escalate.cli.common import (
 from slurm_escalate.cli.console import Console
 from slurm_escalate.cli.ops import adopt, cancel, log, watch
 from slurm_escalate.cli.report import report
-from slurm_escalate.reporting.summary import list_rows, status_json, summary
+from slurm_escalate.reporting.summary import list_rows, status_json, summary, summary_text
 from slurm_escalate.sbatch.plan import PlannedFile
 from slurm_escalate.service import chains
 from slurm_escalate.service import prepare as app
@@ -231,9 +231,10 @@ def status(env: Env, chain_ref: str, as_json: bool) -> int:
     """Show where every task of CHAIN stands (id, unique prefix or suffix)."""
     found = chains.status(env, chains.StatusInput(chain_ref, as_json))
     if as_json:
+        assert found.chain is not None  # --json loads the whole chain
         echo(env, json.dumps(status_json(found.chain, found.log_path, found.monitor), indent=2))
     else:
-        echo(env, summary(found.chain, found.now, found.log_path))
+        echo(env, summary_text(found.summary, found.now, found.log_path))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ import msgspec
 
 from slurm_escalate.core.chain import Attempt, Chain, Headline, SubmissionStatus, TaskStatus
 from slurm_escalate.core.models import TaskState
+from slurm_escalate.state.journal import PROBLEM_STATES, Summary, summarize_chain
 
 _ORDER = [
     TaskState.PENDING,
@@ -20,7 +21,7 @@ _ORDER = [
     TaskState.EXHAUSTED,
     TaskState.CANCELLED,
 ]
-_PROBLEMS = (TaskState.FAILED, TaskState.EXHAUSTED, TaskState.CANCELLED)
+_PROBLEMS = tuple(PROBLEM_STATES)
 
 
 def status_json(chain: Chain, log_file: str | None = None, monitor: Any = None) -> dict[str, Any]:
@@ -100,8 +101,11 @@ def resubmissions(chain: Chain) -> int:
 
 
 def elapsed(chain: Chain, now: float) -> str:
-    end = chain.finished_at or now
-    secs = int(max(0, end - chain.created_at))
+    return _clock((chain.finished_at or now) - chain.created_at)
+
+
+def _clock(seconds: float) -> str:
+    secs = int(max(0, seconds))
     h, rest = divmod(secs, 3600)
     m, s = divmod(rest, 60)
     return f"{h:d}:{m:02d}:{s:02d}"
@@ -119,26 +123,35 @@ def live_block(chain: Chain, now: float, next_poll: float | None) -> list[str]:
 
 
 def summary(chain: Chain, now: float, log_file: str | None = None) -> str:
-    """The end-of-chain story: totals, then every task that did not complete."""
+    """The end-of-chain story of a chain in memory (counted from all its tasks)."""
+    return summary_text(summarize_chain(chain, now), now, log_file)
+
+
+def summary_text(s: Summary, now: float, log_file: str | None = None) -> str:
+    """Totals, then the tasks that did not complete: from the chain's summary alone."""
+    end = s.finished_at or now
+    counts = "  ".join(
+        f"{st.value.lower()} {s.counts[st.value]}" for st in _ORDER if s.counts.get(st.value)
+    )
     lines = [
-        f"chain {chain.chain_id} {chain.state.value} after {elapsed(chain, now)}: "
-        f"{len(chain.tasks)} task(s), {counts_line(chain)}; "
-        f"{resubmissions(chain)} resubmission(s)",
+        f"chain {s.chain_id} {s.state.value} after {_clock(end - s.created_at)}: "
+        f"{s.tasks} task(s), {counts}; {s.resubmissions} resubmission(s)",
     ]
-    escalated = [t for t in chain.tasks if t.state is TaskState.COMPLETED and t.level > 0]
+    escalated = sum(c.get("COMPLETED", 0) for level, c in s.levels.items() if int(level) > 0)
     if escalated:
-        lines.append(f"  {len(escalated)} task(s) completed after escalation")
-    problems = [t for t in chain.tasks if t.state in _PROBLEMS]
-    if problems:
+        lines.append(f"  {escalated} task(s) completed after escalation")
+    if s.problems:
         lines.append("  not completed:")
         lines.append(
             f"    {'task':<14} {'state':<10} {'level':>5} {'tries':>5} {'exit':>5}  reason"
         )
-        for t in problems:
-            name = t.task_job_id(t.current) if t.current else str(t.index)
-            code = "" if t.exit_code is None else str(t.exit_code)
-            cells = f"{name:<14} {t.state.value:<10} {t.level:>5} {len(t.attempts):>5} {code:>5}"
-            lines.append(f"    {cells}  {t.reason}")
+        for p in s.problems:
+            code = "" if p.exit_code is None else str(p.exit_code)
+            cells = f"{p.task:<14} {p.state.value:<10} {p.level:>5} {p.tries:>5} {code:>5}"
+            lines.append(f"    {cells}  {p.reason}")
+        if s.problems_total > len(s.problems):
+            more = s.problems_total - len(s.problems)
+            lines.append(f"    ... and {more} more (status --json lists every task)")
     if log_file:
         lines.append(f"  log: {log_file}")
     return "\n".join(lines)

@@ -41,7 +41,13 @@ from slurm_escalate.service.ops import (
 )
 from slurm_escalate.service.run import EXIT_INTERRUPTED, add_file_sink
 from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.state.journal import JOURNAL_FILE, SNAPSHOT_FILE, SPEC_FILE
+from slurm_escalate.state.journal import (
+    JOURNAL_FILE,
+    SNAPSHOT_FILE,
+    SPEC_FILE,
+    Summary,
+    summarize_chain,
+)
 from slurm_escalate.state.store import LOG_FILE, STATE_FILE, ChainStore
 
 FOLLOW_S = 0.5  # log -f: how often new lines and the chain state are looked at
@@ -60,23 +66,30 @@ class StatusInput:
 
 @dataclass(frozen=True)
 class Status:
-    chain: Chain
+    summary: Summary  # what plain ``status`` prints
+    chain: Chain | None  # the whole chain, with --json only
     log_path: str
     now: float
     monitor: dict[str, Any] | None = None  # with --json: host, pid, alive
 
 
 def status(env: Env, inp: StatusInput) -> Status:
+    """Plain status reads the chain's summary (the same cost at any size); --json loads it."""
     store = env.store
-    chain = store.load(inp.chain_ref)
-    log_path = str(store.log_path(chain.chain_id))
+    chain_id = store.resolve(inp.chain_ref)
+    log_path = str(store.log_path(chain_id))
+    now = env.clock.now()
+    if not inp.as_json:
+        fresh = store.fresh_summary(chain_id)
+        if fresh is not None:
+            return Status(fresh, None, log_path, now)
+    chain = store.load(chain_id)
     monitor = None
     if inp.as_json:
-        info = store.monitor_info(chain.chain_id)
+        info = store.monitor_info(chain_id)
         if info is not None:
-            alive = store.monitor_alive(chain.chain_id)
-            monitor = {"host": info[0], "pid": info[1], "alive": alive}
-    return Status(chain, log_path, env.clock.now(), monitor)
+            monitor = {"host": info[0], "pid": info[1], "alive": store.monitor_alive(chain_id)}
+    return Status(summarize_chain(chain, now), chain, log_path, now, monitor)
 
 
 # --------------------------------------------------------------------- list

@@ -27,7 +27,7 @@ from slurm_escalate.core.events import (
     submission_indices,
 )
 from slurm_escalate.core.models import TaskState
-from slurm_escalate.state.journal import Journal, summarize
+from slurm_escalate.state.journal import PROBLEM_STATES, Journal, summarize
 
 Key = tuple[TaskState, int]  # (state, level): what the summary counts
 
@@ -41,6 +41,7 @@ class ChainBook:
         # Tasks by (state, level), kept up to date change by change, so that the
         # summary written after every poll costs what changed, not the chain.
         self.counts: Counter[Key] = Counter((t.state, t.level) for t in chain.tasks)
+        self.problems = {t.index for t in chain.tasks if t.state in PROBLEM_STATES}
         # Called with each committed batch (tests and benchmarks count them).
         self.on_commit: Callable[[list[Event]], None] | None = None
 
@@ -71,6 +72,10 @@ class ChainBook:
             if after != key:
                 self.counts[key] -= 1
                 self.counts[after] += 1
+                if task.state in PROBLEM_STATES:
+                    self.problems.add(task.index)
+                else:
+                    self.problems.discard(task.index)
 
     def commit(self) -> None:
         """Append the queued task changes, grouped; compact when the journal has grown."""
@@ -94,7 +99,8 @@ class ChainBook:
         return True
 
     def write_summary(self, now: float) -> None:
-        self.journal.write_summary(summarize(self.chain, self.counts, now, self.journal.epoch))
+        summary = summarize(self.chain, self.counts, self.problems, now, self.journal.epoch)
+        self.journal.write_summary(summary)
 
     def close(self) -> None:
         self.commit()

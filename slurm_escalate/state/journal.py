@@ -39,7 +39,7 @@ from pathlib import Path
 import msgspec
 
 from slurm_escalate.arrays.spec import expand
-from slurm_escalate.core.chain import Chain, Submission, TaskStatus
+from slurm_escalate.core.chain import Chain, Submission, SubmissionStatus, TaskStatus
 from slurm_escalate.core.events import (
     JOURNAL_VERSION,
     Event,
@@ -97,7 +97,24 @@ def snapshot_of(chain: Chain, covers: Covers, epoch: int) -> Snapshot:
     )
 
 
+PROBLEM_STATES = frozenset({TaskState.FAILED, TaskState.EXHAUSTED, TaskState.CANCELLED})
+PROBLEM_ROWS = 50  # the summary lists this many tasks that did not complete; status --json all
+
+
+class ProblemRow(msgspec.Struct):
+    """A task that did not complete, as ``status`` lists it."""
+
+    task: str  # the id Slurm knows its last attempt by, e.g. "123_4"
+    state: TaskState
+    level: int
+    tries: int
+    exit_code: int | None
+    reason: str
+
+
 class Summary(msgspec.Struct):
+    """Everything ``list``, ``status`` and ``watch`` show, at the same cost for any chain."""
+
     chain_id: str
     state: ChainState
     tasks: int
@@ -105,6 +122,12 @@ class Summary(msgspec.Struct):
     levels: dict[str, dict[str, int]]  # level -> task state -> count
     updated_at: float
     epoch: int
+    created_at: float = 0.0
+    finished_at: float | None = None
+    submissions: int = 0
+    resubmissions: int = 0  # submitted after the first
+    problems: list[ProblemRow] = []  # the first PROBLEM_ROWS tasks that did not complete
+    problems_total: int = 0
 
 
 # The spec holds every field as it was at creation; a snapshot overrides the MUTABLE ones.
@@ -250,15 +273,25 @@ def read_summary(directory: Path) -> Summary | None:
 
 
 def summarize(
-    chain: Chain, counts: Mapping[tuple[TaskState, int], int], now: float, epoch: int
+    chain: Chain,
+    counts: Mapping[tuple[TaskState, int], int],
+    problems: Iterable[int | None],
+    now: float,
+    epoch: int,
 ) -> Summary:
-    """The summary from counts of tasks by (state, level)."""
+    """The summary from counts of tasks by (state, level) and the tasks that did not complete."""
     by_state: Counter[str] = Counter()
     by_level: dict[int, dict[str, int]] = {}
     for (state, level), n in counts.items():
         if n:
             by_state[state.value] += n
             by_level.setdefault(level, {})[state.value] = n
+    bad = sorted(problems, key=lambda i: -1 if i is None else i)
+    rows = []
+    for index in bad[:PROBLEM_ROWS]:
+        t = chain.task(index)
+        name = t.task_job_id(t.current) if t.current else str(t.index)
+        rows.append(ProblemRow(name, t.state, t.level, len(t.attempts), t.exit_code, t.reason))
     return Summary(
         chain_id=chain.chain_id,
         state=chain.state,
@@ -267,7 +300,22 @@ def summarize(
         levels={str(k): v for k, v in sorted(by_level.items())},
         updated_at=now,
         epoch=epoch,
+        created_at=chain.created_at,
+        finished_at=chain.finished_at,
+        submissions=len(chain.submissions),
+        resubmissions=sum(
+            1 for s in chain.submissions[1:] if s.status is SubmissionStatus.SUBMITTED
+        ),
+        problems=rows,
+        problems_total=len(bad),
     )
+
+
+def summarize_chain(chain: Chain, now: float, epoch: int = 0) -> Summary:
+    """The same summary, counted from the whole chain (for a chain no book keeps)."""
+    counts = Counter((t.state, t.level) for t in chain.tasks)
+    problems = [t.index for t in chain.tasks if t.state in PROBLEM_STATES]
+    return summarize(chain, counts, problems, now, epoch)
 
 
 # ---------------------------------------------------------------- writing

@@ -136,7 +136,8 @@ class ChainStore:
         """The chain as its last writer left it (for readers: status, report, list)."""
         return self._load(self.resolve(chain_ref)).chain
 
-    def _load(self, chain_id: str) -> Loaded:
+    def _check_owner(self, chain_id: str) -> Path:
+        """The chain's directory, if it is this user's (StateError otherwise)."""
         directory = self.chain_dir(chain_id)
         main = directory / (SPEC_FILE if journal.is_journal_chain(directory) else STATE_FILE)
         try:
@@ -145,6 +146,10 @@ class ChainStore:
             owner = os.getuid()
         if owner != os.getuid():
             raise StateError(f"chain {chain_id} belongs to another user (uid {owner}): {main}")
+        return directory
+
+    def _load(self, chain_id: str) -> Loaded:
+        directory = self._check_owner(chain_id)
         if journal.is_journal_chain(directory):
             return journal.load(directory, warn=lambda m: logger.warning(m))
         chain = self._load_legacy(chain_id)
@@ -240,6 +245,22 @@ class ChainStore:
     def summary(self, chain_id: str) -> journal.Summary | None:
         """The chain's summary.json (None for a chain no monitor has summarised)."""
         return journal.read_summary(self.chain_dir(chain_id))
+
+    def fresh_summary(self, chain_id: str) -> journal.Summary | None:
+        """The summary, if it was written after the journal's last append; else None.
+
+        A monitor writes it after every poll, so it lags the journal only when the
+        monitor died in between: then the caller loads the chain instead.
+        """
+        directory = self._check_owner(chain_id)
+        if not journal.is_journal_chain(directory):
+            return None
+        try:
+            written = (directory / journal.SUMMARY_FILE).stat().st_mtime_ns
+            appended = (directory / journal.JOURNAL_FILE).stat().st_mtime_ns
+        except OSError:
+            return None
+        return journal.read_summary(directory) if written >= appended else None
 
     def headline(self, chain_id: str) -> Headline:
         """What ``list`` shows of a chain, from its summary: the same cost at any size."""

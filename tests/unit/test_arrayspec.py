@@ -502,7 +502,7 @@ valid_specs = st.tuples(
 ).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(valid_specs)
 def test_parse_array_spec_agrees_with_the_model(spec: str) -> None:
     assert parse_array_spec(spec) == model(spec)
@@ -525,7 +525,7 @@ any_specs = st.tuples(
 ).map("".join)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(any_specs)
 def test_parse_array_spec_accepts_exactly_what_the_model_reads(spec: str) -> None:
     """Anything parses to sorted in-range indices, or fails with a message naming the spec;

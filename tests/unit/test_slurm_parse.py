@@ -758,37 +758,47 @@ texts = st.text(  # no "|" and no line breaks of any kind: sacct prints one row 
 plain_texts = texts.filter(lambda t: t == t.strip() and t.upper() not in NO_TEXT)
 
 
+times = st.none() | st.integers(0, 10**9).map(
+    lambda s: (BASE + timedelta(seconds=s)).isoformat(timespec="seconds")
+)
+durations = st.none() | st.integers(0, 400 * 86400)
+state_suffixes = st.sampled_from(["", "+", " by 0"]) | st.integers(1, 10**6).map(
+    lambda n: f" by {n}"
+)
+some_texts = st.none() | plain_texts.filter(bool)
+names = st.none() | plain_texts.map(lambda t: t + "|x").filter(lambda t: t.strip() == t)
+req_mems = st.none() | st.integers(1, 10**6).map(lambda n: f"{n}M")
+indices = st.none() | st.integers(0, MAX_INDEX)
+steps = st.none() | step_names
+codes = st.integers(0, 255)
+
+
 @st.composite
 def sacct_rows(draw: st.DrawFn) -> SacctRow:
     job = str(draw(st.integers(1, 10**9)))
-    index = draw(st.none() | st.integers(0, MAX_INDEX))
-    step = draw(st.none() | step_names)
+    index, step = draw(indices), draw(steps)
     job_id = job if index is None else f"{job}_{index}"
     if step is not None:
         job_id += f".{step}"
     state = draw(st.sampled_from(SlurmState))
-    suffix = draw(st.sampled_from(["", "+", " by 0", f" by {draw(st.integers(1, 10**6))}"]))
-    times = st.none() | st.integers(0, 10**9).map(
-        lambda s: (BASE + timedelta(seconds=s)).isoformat(timespec="seconds")
-    )
     return SacctRow(
         job_id=job_id,
         array_job_id=job,
         array_index=index,
         step=step,
         state=state,
-        state_text=state.value + suffix,
-        exit_code=draw(st.integers(0, 255)),
-        exit_signal=draw(st.integers(0, 255)),
+        state_text=state.value + draw(state_suffixes),
+        exit_code=draw(codes),
+        exit_signal=draw(codes),
         max_rss_kb=draw(st.none() | st.integers(0, 2**40)),
-        elapsed_s=draw(st.none() | st.integers(0, 400 * 86400)),
-        timelimit_s=draw(st.none() | st.integers(0, 400 * 86400)),
+        elapsed_s=draw(durations),
+        timelimit_s=draw(durations),
         start=draw(times),
         end=draw(times),
-        nodes=draw(st.none() | plain_texts.filter(bool)),
-        partition=draw(st.none() | plain_texts.filter(bool)),
-        req_mem=draw(st.none() | st.integers(1, 10**6).map(lambda n: f"{n}M")),
-        name=draw(st.none() | plain_texts.map(lambda t: t + "|x").filter(lambda t: t.strip() == t)),
+        nodes=draw(some_texts),
+        partition=draw(some_texts),
+        req_mem=draw(req_mems),
+        name=draw(names),
     )
 
 
@@ -826,27 +836,28 @@ def test_printed_rows_parse_back(rows: list[SacctRow], newline: str) -> None:
 
 # --- properties: grouping ------------------------------------------------------------------
 
-ARRAYS = ["5", "7", "12"]
-
-
-@st.composite
-def sacct_outputs(draw: st.DrawFn) -> list[SacctRow]:
-    """Job, step and pending-placeholder rows of a few arrays, in any order."""
-    lines = []
-    for _ in range(draw(st.integers(0, 16))):
-        job = draw(st.sampled_from(ARRAYS))
-        kind = draw(st.sampled_from(["task", "step", "plain", "plain-step", "pending"]))
-        state = draw(st.sampled_from(["PENDING", "RUNNING", "COMPLETED", "OUT_OF_MEMORY"]))
-        if kind == "pending":
-            indices = draw(st.sets(st.integers(0, 8), min_size=1, max_size=5))
-            throttle = draw(st.sampled_from(["", "%1", "%4"]))
-            lines.append(task_line(f"{job}_[{compress(indices)}{throttle}]", "PENDING"))
-            continue
-        task = job if kind.startswith("plain") else f"{job}_{draw(st.integers(0, 8))}"
-        if kind.endswith("step"):
-            task += "." + draw(st.sampled_from(["batch", "extern", "0"]))
-        lines.append(task_line(task, state))
-    return parse_sacct("\n".join(lines))
+arrays = st.sampled_from(["5", "7", "12"])
+run_states = st.sampled_from(["PENDING", "RUNNING", "COMPLETED", "OUT_OF_MEMORY"])
+placeholder_lines = st.builds(  # a pending array's "5_[1-3,7%4]" record
+    lambda job, indices, throttle: task_line(f"{job}_[{compress(indices)}{throttle}]", "PENDING"),
+    arrays,
+    st.sets(st.integers(0, 8), min_size=1, max_size=5),
+    st.sampled_from(["", "%1", "%4"]),
+)
+row_lines = st.builds(  # a job or a step, of a task or of a job that is not an array
+    lambda job, index, step, state: task_line(
+        job + ("" if index is None else f"_{index}") + ("" if step is None else f".{step}"),
+        state,
+    ),
+    arrays,
+    st.none() | st.integers(0, 8),
+    st.none() | st.sampled_from(["batch", "extern", "0"]),
+    run_states,
+)
+# job, step and pending-placeholder rows of a few arrays, in any order
+sacct_outputs = st.lists(placeholder_lines | row_lines, max_size=16).map(
+    lambda lines: parse_sacct("\n".join(lines))
+)
 
 
 def key(row: SacctRow) -> tuple[str, int | None]:
@@ -854,7 +865,7 @@ def key(row: SacctRow) -> tuple[str, int | None]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(sacct_outputs())
+@given(sacct_outputs)
 def test_grouping_invariants(rows: list[SacctRow]) -> None:
     records = group_task_records(rows)
     keys = [(r.array_job_id, r.index) for r in records]
