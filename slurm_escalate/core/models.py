@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+import msgspec
+
 
 class SlurmState(str, Enum):
     """Job states as sacct prints them (``CANCELLED by 0`` parses to CANCELLED)."""
@@ -204,8 +206,7 @@ class Policy:
         return top if self.max_level is None else min(top, self.max_level)
 
 
-@dataclass(frozen=True)
-class SacctRow:
+class SacctRow(msgspec.Struct, frozen=True, gc=False):
     """One line of ``sacct --parsable2``: a job row or a step row."""
 
     job_id: str  # the JobID column as printed, e.g. "123_4", "123_4.batch", "123_[1-5%2]"
@@ -227,8 +228,7 @@ class SacctRow:
     name: str | None = None
 
 
-@dataclass(frozen=True)
-class TaskRecord:
+class TaskRecord(msgspec.Struct, frozen=True, gc=False):
     """All sacct rows of one attempt of one task: the job row and its steps."""
 
     array_job_id: str

@@ -1,8 +1,9 @@
-"""Building hundreds of thousands of small objects fast (for the sacct parser).
+"""Parsing hundreds of thousands of sacct rows fast: memoised columns, no GC walks.
 
-Profiling ``benchmarks/scale.py`` showed a poll of a big chain spent most of
-its time constructing frozen dataclasses, re-parsing repeated column values and
-in the cyclic garbage collector. One helper for each.
+Profiling ``benchmarks/scale.py`` showed a poll of a big chain spent its time
+constructing rows (now msgspec Structs, built in C and never tracked by the
+cyclic garbage collector), re-parsing repeated column values and in the
+collector itself. One helper for each of the last two.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields, make_dataclass
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -35,31 +35,6 @@ class Memo(dict[str, V], Generic[V]):
             self.clear()
         value = self[key] = self.fn(key)
         return value
-
-
-def unfrozen_builder(cls: type[T]) -> Callable[..., T]:
-    """A fast constructor for a frozen dataclass: ``build(*fields)`` equals ``cls(*fields)``.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
-    which made building rows most of the cost of a poll. This builds an instance
-    of a plain (unfrozen) twin with the same fields, where each assignment is a
-    cheap attribute store, then moves it into ``cls`` (same memory layout, so
-    ``__class__`` may be reassigned). The result is an ordinary ``cls`` instance:
-    equal, hashable and printable exactly like one made by ``cls(...)``, as the
-    unit tests check. Only for classes without ``__post_init__`` or ``__slots__``,
-    whose fields are all passed positionally.
-    """
-    if hasattr(cls, "__post_init__") or "__slots__" in vars(cls):
-        raise TypeError(f"{cls.__name__} needs its own __init__")
-
-    def move(self: object) -> None:  # the generated __init__ calls this last
-        self.__class__ = cls
-
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    twin = make_dataclass(
-        f"_Unfrozen{cls.__name__}", names, repr=False, eq=False, namespace={"__post_init__": move}
-    )
-    return cast("Callable[..., T]", twin)
 
 
 @contextmanager

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from slurm_escalate.arrays.spec import expand
 from slurm_escalate.core.models import (
@@ -21,7 +22,7 @@ from slurm_escalate.core.models import (
 )
 from slurm_escalate.core.units import parse_rss_kb, parse_slurm_duration
 from slurm_escalate.errors import ArraySpecError, SlurmParseError
-from slurm_escalate.slurm.fastbuild import Memo, gc_paused, unfrozen_builder
+from slurm_escalate.slurm.fastbuild import Memo, gc_paused
 from slurm_escalate.slurm.hostlist import expand_hostlist
 
 #: ``sacct --format`` fields, in the order parse_sacct reads them. JobName is
@@ -191,8 +192,8 @@ _TIMES = Memo(_time)
 _TEXTS = Memo(_text)
 
 
-_build_row = unfrozen_builder(SacctRow)
-_build_record = unfrozen_builder(TaskRecord)
+_build_row = SacctRow  # msgspec Structs: built without a Python-level __init__
+_build_record = TaskRecord
 
 
 def _pending_spec(row: SacctRow) -> str | None:
