@@ -30,7 +30,8 @@ from slurm_escalate.core.models import (
 from slurm_escalate.engine.submitter import Clock
 from slurm_escalate.errors import SlurmCommandError
 from slurm_escalate.slurm.client import SlurmClient
-from slurm_escalate.slurm.runner import CommandResult, CommandRunner
+from slurm_escalate.slurm.parse import Keep
+from slurm_escalate.slurm.runner import CommandResult, CommandRunner, lines_of
 
 __all__ = [
     "Detail",
@@ -63,6 +64,17 @@ class UnsimulatedRunner:
         cwd: str | None = None,
     ) -> CommandResult:
         return CommandResult(tuple(argv), 1, "", f"FakeSlurm does not simulate {argv[0]!r}")
+
+    def run_lines(
+        self,
+        argv: Sequence[str],
+        on_line: Callable[[str], None],
+        *,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        return lines_of(self, argv, on_line, timeout=timeout, env=env, cwd=cwd)
 
 
 @dataclass
@@ -123,7 +135,7 @@ class FakeSlurm:
             raise lie
         return job_id
 
-    def query(self, job_ids: Sequence[str]) -> list[TaskRecord]:
+    def query(self, job_ids: Sequence[str], keep: Keep | None = None) -> list[TaskRecord]:
         self.calls["sacct"] += 1
         if self.fail_queries:
             self.fail_queries -= 1
@@ -143,6 +155,15 @@ class FakeSlurm:
                         records.append(_record(job_id, index, state, code, **extra))
                         continue
                 records.append(_record(job_id, index, state, code))
+        if keep is not None:  # what the real client drops before parsing (see SacctReader)
+            kept, visible = [], set()
+            for r in records:
+                if r.index is None or keep(r.array_job_id, r.index):
+                    kept.append(r)
+                elif r.array_job_id not in visible:
+                    visible.add(r.array_job_id)
+                    kept.append(TaskRecord(r.array_job_id, r.index, r.job))  # its job row only
+            records = kept
         return records
 
     def find_tokens(self, prefix: str, since: float) -> dict[str, str]:

@@ -82,7 +82,14 @@ class Monitor:
         """One sacct call for every unfinished job; returns whether anything changed."""
         blocked = self._blocked = self.submitter.reconcile()
         job_ids = self.chain.unfinished_job_ids()
-        records = self.client.query(job_ids) if job_ids else []
+        # Only rows of tasks still open are read in: a big array's finished tasks
+        # stay in sacct's answer until its last task ends.
+        wanted = {
+            (t.current.job_id, t.slurm_index())
+            for t in self.chain.tasks
+            if t.current is not None and not t.state.is_final and t.state is not TaskState.RETRY
+        }
+        records = self.client.query(job_ids, lambda job, i: (job, i) in wanted) if job_ids else []
         now = self.clock.now()
         exhausted_before = {t.index for t in self.chain.tasks if t.state is TaskState.EXHAUSTED}
         given = StepInput(self.policy, self.ctx.base, now, self._absent, frozenset(blocked))

@@ -23,13 +23,14 @@ from typing import Protocol
 
 from slurm_escalate.core.models import ClusterLimits, PartitionInfo, TaskRecord
 from slurm_escalate.errors import SlurmCommandError
+from slurm_escalate.slurm.fastbuild import gc_paused
 from slurm_escalate.slurm.parse import (
     SACCT_FIELDS,
-    group_task_records,
+    Keep,
+    SacctReader,
     parse_cluster_limits,
     parse_job_comments,
     parse_partitions,
-    parse_sacct,
     parse_sbatch_parsable,
 )
 from slurm_escalate.slurm.runner import CommandResult, CommandRunner, SubprocessRunner
@@ -68,8 +69,9 @@ class SlurmClient(Protocol):
         """Submit once (never retried) and return the job id."""
         ...
 
-    def query(self, job_ids: Sequence[str], /) -> list[TaskRecord]:
-        """All task records of the given array job ids, from one sacct call."""
+    def query(self, job_ids: Sequence[str], /, keep: Keep | None = None) -> list[TaskRecord]:
+        """Task records of the given array job ids, from one sacct call; with ``keep``,
+        only of the tasks it says yes to (array job id, index)."""
         ...
 
     def find_tokens(self, prefix: str, since: float, /) -> dict[str, str]:
@@ -126,8 +128,9 @@ class SlurmCommands:
         _check(result)
         return parse_sbatch_parsable(result.stdout)
 
-    def query(self, job_ids: Sequence[str]) -> list[TaskRecord]:
-        """All task records of ``job_ids``, from one sacct call.
+    def query(self, job_ids: Sequence[str], keep: Keep | None = None) -> list[TaskRecord]:
+        """All task records of ``job_ids``, from one sacct call (with ``keep``: only
+        those of the tasks it wants; the output is read as it arrives, never whole).
 
         Pass array job ids (``123``) rather than task ids (``123_4``): sacct
         does not find a task that is still pending inside the array's
@@ -152,9 +155,13 @@ class SlurmCommands:
             f"--format={','.join(SACCT_FIELDS)}",
             f"--jobs={','.join(ids)}",
         ]
-        result = self.runner.run(argv, timeout=self.query_timeout, env=query_env())
-        _check(result)
-        return group_task_records(parse_sacct(result.stdout))
+        reader = SacctReader(keep)
+        with gc_paused():
+            result = self.runner.run_lines(
+                argv, reader.feed, timeout=self.query_timeout, env=query_env()
+            )
+            _check(result)
+            return reader.records()
 
     def find_tokens(self, prefix: str, since: float) -> dict[str, str]:
         """Job ids of this user's jobs whose comment starts with ``prefix``: {comment: job id}.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from msgspec.structs import replace
 
@@ -63,17 +63,51 @@ def parse_sacct(text: str) -> list[SacctRow]:
     unreadable JobID/ExitCode raises SlurmParseError naming the line, because
     guessing would misclassify tasks. Unknown states become UNKNOWN (which is
     not final, so the task is simply polled again).
-
-    A poll of a big array is hundreds of thousands of lines, so this is the
-    hot loop of the monitor: see _parse_sacct_line and fastbuild.py for why it
-    is written the way it is.
     """
+    reader = SacctReader()
     with gc_paused():
-        return [
-            _parse_sacct_line(line, number)
-            for number, line in enumerate(text.splitlines(), 1)
-            if line and not line.isspace()
-        ]
+        for line in text.splitlines():
+            reader.feed(line)
+    return reader.rows
+
+
+Keep = Callable[[str, int | None], bool]  # (array job id, index) -> is this task wanted?
+
+
+class SacctReader:
+    """sacct output, fed line by line as it arrives, kept only for the tasks wanted.
+
+    A poll of a big array is hundreds of thousands of lines, most of them about
+    tasks the monitor already knows are final; ``keep`` drops those lines after
+    looking at their JobID alone, before anything is built. A pending array's
+    ``123_[...]`` line is always kept. This is the hot loop of the monitor: see
+    _parse_sacct_line and fastbuild.py for why it is written the way it is.
+    """
+
+    def __init__(self, keep: Keep | None = None) -> None:
+        self.keep = keep
+        self.rows: list[SacctRow] = []
+        self.lines = 0
+        self._visible: set[str] = set()  # array jobs whose one task row was kept
+
+    def feed(self, line: str) -> None:
+        self.lines += 1
+        if not line or line.isspace():
+            return
+        keep = self.keep
+        if keep is not None:
+            base, dot, _ = line.partition("|")[0].strip().partition(".")
+            job, _, index = base.partition("_")
+            if index.isdecimal() and job.isdecimal() and not keep(job, int(index)):
+                # One job row of each array is kept anyway: it shows the array is
+                # listed, which tells a task that vanished from a task in transit.
+                if dot or job in self._visible:
+                    return
+                self._visible.add(job)
+        self.rows.append(_parse_sacct_line(line, self.lines))
+
+    def records(self) -> list[TaskRecord]:
+        return group_task_records(self.rows)
 
 
 def _parse_sacct_line(line: str, number: int) -> SacctRow:

@@ -7,10 +7,13 @@ how many times ``sacct`` was really called.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tempfile
+import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +42,36 @@ class CommandRunner(Protocol):
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> CommandResult: ...
+
+    def run_lines(
+        self,
+        argv: Sequence[str],
+        on_line: Callable[[str], None],
+        *,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        """Like ``run``, but stdout goes to ``on_line`` line by line, never held whole
+        (the result's stdout is empty): a poll of a big array is tens of MB of sacct text."""
+        ...
+
+
+def lines_of(
+    runner: CommandRunner,
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> CommandResult:
+    """``run_lines`` for a runner that has its output whole anyway (fakes, canned replies)."""
+    result = runner.run(argv, timeout=timeout, env=env, cwd=cwd)
+    if result.returncode == 0:
+        for line in result.stdout.splitlines():
+            on_line(line)
+    return CommandResult(result.argv, result.returncode, "", result.stderr)
 
 
 class SubprocessRunner:
@@ -110,3 +143,74 @@ class SubprocessRunner:
         except ValueError as exc:  # e.g. an argument containing a NUL byte
             raise SlurmCommandError(args, None, f"{args[0]}: bad argument: {exc}") from exc
         return CommandResult(args, done.returncode, done.stdout, done.stderr)
+
+    def run_lines(
+        self,
+        argv: Sequence[str],
+        on_line: Callable[[str], None],
+        *,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        """Stream stdout to ``on_line`` (decoded as ``run`` does); stderr is kept whole.
+
+        The same rules as ``run``: no shell, its own session, stdin from /dev/null,
+        the same errors. ``on_line`` sees output only while the command runs; if
+        it raises, the command is killed and the exception propagates. A command
+        still running after ``timeout`` is killed and reported as timed out.
+        """
+        args = tuple(argv)
+        if not args:
+            raise ValueError("cannot run an empty command")
+        if not all(isinstance(a, str) for a in args):
+            raise TypeError(f"command arguments must be str: {args!r}")
+        self.calls[os.path.basename(args[0])] += 1
+        with tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(
+                    list(args),
+                    shell=False,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    start_new_session=True,
+                    env=dict(env) if env is not None else None,
+                    cwd=cwd,
+                )
+            except FileNotFoundError as exc:
+                if cwd is not None and exc.filename == cwd:
+                    message = f"working directory {cwd!r} does not exist"
+                else:
+                    message = f"{args[0]}: command not found (is Slurm installed and on PATH?)"
+                raise SlurmCommandError(args, None, message) from exc
+            except OSError as exc:
+                raise SlurmCommandError(args, None, f"{args[0]}: cannot run: {exc}") from exc
+            except ValueError as exc:
+                raise SlurmCommandError(args, None, f"{args[0]}: bad argument: {exc}") from exc
+            expired = threading.Event()
+
+            def kill() -> None:
+                expired.set()
+                proc.kill()
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+            try:
+                assert proc.stdout is not None
+                with io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace") as out:
+                    for line in out:
+                        on_line(line.rstrip("\n"))
+                returncode = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            if expired.is_set():
+                raise SlurmCommandError(
+                    args, None, f"{args[0]}: no answer after {timeout:g}s (killed)", timed_out=True
+                )
+            err.seek(0)
+            stderr = err.read().decode("utf-8", errors="replace")
+        return CommandResult(args, returncode, "", stderr)

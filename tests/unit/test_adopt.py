@@ -21,7 +21,7 @@ from slurm_escalate.service import prepare as app
 from slurm_escalate.service.env import Env
 from slurm_escalate.slurm.client import SlurmCommands
 from slurm_escalate.slurm.parse import group_task_records, parse_sacct
-from slurm_escalate.slurm.runner import CommandResult
+from slurm_escalate.slurm.runner import CommandResult, lines_of
 from slurm_escalate.state.store import ChainStore
 from slurm_escalate.testing import FakeSlurm, FastClock, Job
 
@@ -313,6 +313,9 @@ def test_the_original_job_is_submission_1_and_only_failed_tasks_go_up(home: Path
 
 class AdoptRunner:
     """Answers adopt's Slurm commands for one job; old Slurm without SubmitLine if asked."""
+
+    def run_lines(self, argv: Sequence[str], on_line, **kw) -> CommandResult:  # type: ignore[no-untyped-def]
+        return lines_of(self, argv, on_line, **kw)
 
     def __init__(self, job: str, states, *, submit_line: bool = True, known: bool = True, uid=None):
         self.job, self.states, self.submit_line, self.known = job, states, submit_line, known

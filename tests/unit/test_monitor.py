@@ -238,7 +238,7 @@ def test_a_job_not_yet_in_sacct_is_pending_not_lost(tmp_path: Path) -> None:
     slurm = FakeSlurm(ok)
     monitor, _ = build(tmp_path, slurm, ["--array=0-3", "job.sh"])
     monitor.start()
-    slurm.query = lambda job_ids: []  # type: ignore[method-assign]
+    slurm.query = lambda job_ids, keep=None: []  # type: ignore[method-assign]
     for _ in range(10):
         monitor.poll_once()
     assert {t.state for t in monitor.chain.tasks} == {TaskState.PENDING}
@@ -275,7 +275,7 @@ def test_a_new_array_seen_only_under_its_bare_id_is_not_vanished(tmp_path: Path)
     monitor, _ = build(tmp_path, slurm, ["--array=0-1", "job.sh"])
     job_id = monitor.start()
     bare = _bare(job_id)
-    slurm.query = lambda job_ids: [bare]  # type: ignore[method-assign]
+    slurm.query = lambda job_ids, keep=None: [bare]  # type: ignore[method-assign]
     clock = monitor.clock
     assert isinstance(clock, FastClock)
     for _ in range(20):
@@ -545,7 +545,7 @@ def test_unreadable_sacct_output_is_backed_off_not_fatal(tmp_path: Path) -> None
     slurm = FakeSlurm(ok)
     real_query, broken = slurm.query, [2]
 
-    def query(job_ids):
+    def query(job_ids, keep=None):
         if broken[0]:
             broken[0] -= 1
             raise SlurmParseError("sacct array record '5_[1,2,1...]': cut short")

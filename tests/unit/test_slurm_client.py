@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from slurm_escalate.core.models import ClusterLimits, SlurmState
 from slurm_escalate.errors import SlurmCommandError, SlurmParseError
 from slurm_escalate.slurm.client import SlurmClient, SlurmCommands
 from slurm_escalate.slurm.parse import SACCT_FIELDS
-from slurm_escalate.slurm.runner import CommandResult, SubprocessRunner
+from slurm_escalate.slurm.runner import CommandResult, SubprocessRunner, lines_of
 
 DATA = Path(__file__).parent / "data"
 SACCT_PREFIX = ["sacct", "--noheader", "--parsable2", f"--format={','.join(SACCT_FIELDS)}"]
@@ -78,6 +79,9 @@ class FakeRunner:
         if isinstance(reply, Exception):
             raise reply
         return CommandResult(tuple(argv), reply.returncode, reply.stdout, reply.stderr)
+
+    def run_lines(self, argv: Sequence[str], on_line: Any, **kw: Any) -> CommandResult:
+        return lines_of(self, argv, on_line, **kw)
 
     def names(self) -> list[str]:
         return [c.argv[0] for c in self.calls]
@@ -387,3 +391,29 @@ def test_the_fake_records_cancels_and_refuses_raw_commands() -> None:
     assert fake.cancelled == ["100", "101_3"] and fake.calls["scancel"] == 1
     result = fake.runner.run(["scontrol", "show", "job", "100"])
     assert result.returncode == 1 and "does not simulate 'scontrol'" in result.stderr
+
+
+def test_run_lines_streams_stdout_keeps_stderr_and_passes_arguments_unchanged() -> None:
+    seen: list[str] = []
+    script = "import sys; print(*sys.argv[1:], sep='\\n'); print('oops', file=sys.stderr)"
+    args = ["a b", "$HOME", "x;y", "é"]
+    result = SubprocessRunner().run_lines([sys.executable, "-c", script, *args], seen.append)
+    assert seen == args
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "oops\n")
+
+
+def test_run_lines_kills_a_command_that_does_not_answer_in_time() -> None:
+    with pytest.raises(SlurmCommandError, match="no answer after 0.5s") as e:
+        SubprocessRunner().run_lines(
+            [sys.executable, "-c", "import time; time.sleep(30)"], print, timeout=0.5
+        )
+    assert e.value.timed_out
+
+
+def test_run_lines_stops_the_command_when_the_reader_fails() -> None:
+    def reader(line: str) -> None:
+        raise ValueError(f"cannot read {line!r}")
+
+    script = "import time\nprint('first', flush=True)\ntime.sleep(30)"
+    with pytest.raises(ValueError, match="cannot read 'first'"):
+        SubprocessRunner().run_lines([sys.executable, "-c", script], reader, timeout=60)

@@ -928,3 +928,38 @@ def test_memo_forgets_everything_when_full() -> None:
 
 def test_expand_is_the_one_group_task_records_uses() -> None:
     assert parse.expand is expand
+
+
+# --- reading only the tasks still open ---------------------------------------------------
+
+
+def test_the_reader_keeps_wanted_tasks_one_job_row_per_array_and_pending_records() -> None:
+    def line(job_id: str, state: str = "COMPLETED") -> str:
+        return "|".join([job_id, "1", state, "0:0", *[""] * 9])
+
+    text = [
+        line("7_1"),
+        line("7_1.batch"),
+        line("7_2", "RUNNING"),
+        line("7_2.batch", "RUNNING"),
+        line("7_3"),
+        line("7_[4-6]", "PENDING"),
+        line("8"),
+        line("9_0"),
+        line("9_0.batch"),
+    ]
+    reader = parse.SacctReader(lambda job, index: (job, index) == ("7", 2))
+    for one in text:
+        reader.feed(one)
+    kept = [r.job_id for r in reader.rows]
+    # 7_1 shows that array 7 is listed; 7_2 is wanted with its steps; the pending
+    # record, the non-array job and array 9's first job row are kept too.
+    assert kept == ["7_1", "7_2", "7_2.batch", "7_[4-6]", "8", "9_0"]
+    assert [(r.array_job_id, r.index) for r in reader.records()] == [
+        ("7", 1), ("7", 2), ("7", 4), ("7", 5), ("7", 6), ("8", None), ("9", 0),
+    ]  # fmt: skip
+    assert reader.lines == len(text)
+    everything = parse.SacctReader()
+    for one in text:
+        everything.feed(one)
+    assert len(everything.rows) == len(text)
