@@ -60,3 +60,12 @@ def echo(env: Env, text: str = "", nl: bool = True) -> None:
 def version_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--version``: the installed package's version (importlib.metadata)."""
     return click.version_option(package_name=PACKAGE, message="%(prog)s %(version)s")
+
+
+def verbosity_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``-v``/``-q`` (counted) and ``--max-poll``, shared by the commands that monitor."""
+    fn = click.option("-q", "--quiet", count=True, help="Less output.")(fn)
+    fn = click.option("-v", "--verbose", count=True, help="More output.")(fn)
+    return click.option(
+        "--max-poll", type=float, metavar="SECONDS", help="Ceiling of the poll interval."
+    )(fn)

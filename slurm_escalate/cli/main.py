@@ -27,6 +27,7 @@ from slurm_escalate.cli.common import (
     domain_errors,
     echo,
     pass_env,
+    verbosity_options,
     version_option,
 )
 from slurm_escalate.cli.console import Console
@@ -192,9 +193,7 @@ def dry_run_lines(dry: DryRun) -> list[str]:
 @click.argument("chain_ref", metavar="CHAIN")
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option("--min-poll", type=float, metavar="SECONDS", help="Floor of the poll interval.")
-@click.option("--max-poll", type=float, metavar="SECONDS", help="Ceiling of the poll interval.")
-@click.option("-v", "--verbose", count=True)
-@click.option("-q", "--quiet", count=True)
+@verbosity_options
 @pass_env
 @domain_errors
 def resume(

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import click
 
-from slurm_escalate.cli.common import HELP, domain_errors, echo, pass_env
+from slurm_escalate.cli.common import HELP, domain_errors, echo, pass_env, verbosity_options
 from slurm_escalate.cli.console import Console
 from slurm_escalate.service import adopt as adopting
 from slurm_escalate.service import chains
@@ -138,9 +138,7 @@ def _diagnosis_lines(d: adopting.Diagnosis, dry_run: bool) -> list[str]:
 @click.option(
     "--min-poll", type=float, default=app.DEFAULT_MIN_POLL, show_default=True, metavar="SECONDS"
 )
-@click.option("--max-poll", type=float, metavar="SECONDS", help="Ceiling of the poll interval.")
-@click.option("-v", "--verbose", count=True)
-@click.option("-q", "--quiet", count=True)
+@verbosity_options
 @pass_env
 @domain_errors
 def adopt(

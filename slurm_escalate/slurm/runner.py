@@ -105,12 +105,7 @@ class SubprocessRunner:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> CommandResult:
-        args = tuple(argv)
-        if not args:
-            raise ValueError("cannot run an empty command")
-        if not all(isinstance(a, str) for a in args):
-            raise TypeError(f"command arguments must be str: {args!r}")
-        self.calls[os.path.basename(args[0])] += 1
+        args = self._count(argv)
         try:
             done = subprocess.run(
                 list(args),
@@ -129,20 +124,19 @@ class SubprocessRunner:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise SlurmCommandError(
-                args, None, f"{args[0]}: no answer after {timeout:g}s (killed)", timed_out=True
-            ) from exc
-        except FileNotFoundError as exc:
-            if cwd is not None and exc.filename == cwd:
-                message = f"working directory {cwd!r} does not exist"
-            else:
-                message = f"{args[0]}: command not found (is Slurm installed and on PATH?)"
-            raise SlurmCommandError(args, None, message) from exc
-        except OSError as exc:  # permission denied, not executable, ...
-            raise SlurmCommandError(args, None, f"{args[0]}: cannot run: {exc}") from exc
-        except ValueError as exc:  # e.g. an argument containing a NUL byte
-            raise SlurmCommandError(args, None, f"{args[0]}: bad argument: {exc}") from exc
+            raise _timed_out(args, timeout) from exc
+        except (OSError, ValueError) as exc:
+            raise _cannot_start(args, cwd, exc) from exc
         return CommandResult(args, done.returncode, done.stdout, done.stderr)
+
+    def _count(self, argv: Sequence[str]) -> tuple[str, ...]:
+        args = tuple(argv)
+        if not args:
+            raise ValueError("cannot run an empty command")
+        if not all(isinstance(a, str) for a in args):
+            raise TypeError(f"command arguments must be str: {args!r}")
+        self.calls[os.path.basename(args[0])] += 1
+        return args
 
     def run_lines(
         self,
@@ -160,12 +154,7 @@ class SubprocessRunner:
         it raises, the command is killed and the exception propagates. A command
         still running after ``timeout`` is killed and reported as timed out.
         """
-        args = tuple(argv)
-        if not args:
-            raise ValueError("cannot run an empty command")
-        if not all(isinstance(a, str) for a in args):
-            raise TypeError(f"command arguments must be str: {args!r}")
-        self.calls[os.path.basename(args[0])] += 1
+        args = self._count(argv)
         with tempfile.TemporaryFile() as err:
             try:
                 proc = subprocess.Popen(
@@ -178,16 +167,8 @@ class SubprocessRunner:
                     env=dict(env) if env is not None else None,
                     cwd=cwd,
                 )
-            except FileNotFoundError as exc:
-                if cwd is not None and exc.filename == cwd:
-                    message = f"working directory {cwd!r} does not exist"
-                else:
-                    message = f"{args[0]}: command not found (is Slurm installed and on PATH?)"
-                raise SlurmCommandError(args, None, message) from exc
-            except OSError as exc:
-                raise SlurmCommandError(args, None, f"{args[0]}: cannot run: {exc}") from exc
-            except ValueError as exc:
-                raise SlurmCommandError(args, None, f"{args[0]}: bad argument: {exc}") from exc
+            except (OSError, ValueError) as exc:
+                raise _cannot_start(args, cwd, exc) from exc
             expired = threading.Event()
 
             def kill() -> None:
@@ -208,9 +189,25 @@ class SubprocessRunner:
                     proc.kill()
                     proc.wait()
             if expired.is_set():
-                raise SlurmCommandError(
-                    args, None, f"{args[0]}: no answer after {timeout:g}s (killed)", timed_out=True
-                )
+                raise _timed_out(args, timeout)
             err.seek(0)
             stderr = err.read().decode("utf-8", errors="replace")
         return CommandResult(args, returncode, "", stderr)
+
+
+def _timed_out(args: tuple[str, ...], timeout: float) -> SlurmCommandError:
+    return SlurmCommandError(
+        args, None, f"{args[0]}: no answer after {timeout:g}s (killed)", timed_out=True
+    )
+
+
+def _cannot_start(args: tuple[str, ...], cwd: str | None, exc: Exception) -> SlurmCommandError:
+    """A command that never ran: a missing binary, a bad cwd, a NUL in an argument..."""
+    if isinstance(exc, FileNotFoundError):
+        if cwd is not None and exc.filename == cwd:
+            return SlurmCommandError(args, None, f"working directory {cwd!r} does not exist")
+        message = f"{args[0]}: command not found (is Slurm installed and on PATH?)"
+        return SlurmCommandError(args, None, message)
+    if isinstance(exc, ValueError):
+        return SlurmCommandError(args, None, f"{args[0]}: bad argument: {exc}")
+    return SlurmCommandError(args, None, f"{args[0]}: cannot run: {exc}")
