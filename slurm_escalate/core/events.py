@@ -189,22 +189,35 @@ def _apply_submitted(chain: Chain, sub: Submission, job_id: str, at: float) -> N
 
 
 def _apply_tasks(chain: Chain, event: Tasks) -> None:
+    """Column by column: one ``setattr`` per task and field, no per-task dict (a replay
+    applies hundreds of thousands of these)."""
     indices: Sequence[int | None] = list(expand(event.idx)) if event.idx is not None else [None]
     for name, values in event.col.items():
         if len(values) != len(indices):
             raise EventError(f"column {name} has {len(values)} values for {len(indices)} tasks")
-    for name in (*event.set, *event.col):
+    try:
+        tasks = [chain.task(i) for i in indices]
+    except KeyError as e:
+        raise EventError(f"no task {e.args[0]}") from None
+    attempts: list[Any] | None = None
+    columns = [(name, [value] * len(tasks)) for name, value in event.set.items()]
+    for name, values in (*columns, *event.col.items()):
         _check_field(name)
-    common = {k: _typed(k, v) for k, v in event.set.items()}
-    for i, index in enumerate(indices):
-        fields = dict(common)
-        for name, values in event.col.items():
-            fields[name] = _typed(name, values[i])
-        try:
-            task = chain.task(index)
-        except KeyError:
-            raise EventError(f"no task {index}") from None
-        patch_task(task, fields)
+        kind = _ENUMS.get(name)
+        if kind is not None:
+            values = [None if v is None else kind(v) for v in values]
+        if name.startswith("a."):
+            if attempts is None:
+                attempts = [t.attempts[-1] if t.attempts else None for t in tasks]
+                if None in attempts:
+                    bad = tasks[attempts.index(None)]
+                    raise EventError(f"task {bad.index} has no attempt to update")
+            attr = name[2:]
+            for target, value in zip(attempts, values, strict=True):
+                setattr(target, attr, value)
+        else:
+            for task, value in zip(tasks, values, strict=True):
+                setattr(task, name, value)
 
 
 def _check_field(name: str) -> None:
@@ -213,11 +226,6 @@ def _check_field(name: str) -> None:
             raise EventError(f"unknown attempt field {name!r}")
     elif name not in TASK_FIELDS:
         raise EventError(f"unknown task field {name!r}")
-
-
-def _typed(name: str, value: Any) -> Any:
-    kind = _ENUMS.get(name)
-    return kind(value) if kind is not None and value is not None else value
 
 
 def patch_task(task: TaskStatus, fields: dict[str, Any]) -> None:
