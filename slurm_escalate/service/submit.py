@@ -139,9 +139,9 @@ class ResumeInput:
 def resume(env: Env, inp: ResumeInput, view: MonitorView) -> Outcome:
     """Take a chain over again; a final chain is only reported (``final_state``)."""
     store = env.store
-    chain = store.load(inp.chain_ref)
-    with store.lock(chain.chain_id, wait_s=0):  # fail now, not in the daemon, if one runs
-        chain = store.load(chain.chain_id)
+    chain_id = store.resolve(inp.chain_ref)
+    with store.lock(chain_id, wait_s=0):  # fail now, not in the daemon, if one runs
+        chain = store.load(chain_id)
     polls = ChainSet()
     if inp.min_poll is not None:
         if inp.min_poll <= 0:

@@ -94,6 +94,9 @@ class ChainStore:
     def __init__(self, home: Path | None = None) -> None:
         self.home = home if home is not None else default_home()
         self.chains_dir = self.home / "chains"
+        # The last chain loaded, with what its files looked like: a command that loads a
+        # chain to check it and then opens its book reads it once, not twice.
+        self._last: tuple[str, tuple[object, ...], Loaded] | None = None
 
     def chain_dir(self, chain_id: str) -> Path:
         return self.chains_dir / chain_id
@@ -151,7 +154,12 @@ class ChainStore:
     def _load(self, chain_id: str) -> Loaded:
         directory = self._check_owner(chain_id)
         if journal.is_journal_chain(directory):
-            return journal.load(directory, warn=lambda m: logger.warning(m))
+            seen = _files_key(directory)
+            if self._last is not None and self._last[:2] == (chain_id, seen):
+                return self._last[2]
+            loaded = journal.load(directory, warn=lambda m: logger.warning(m))
+            self._last = (chain_id, seen, loaded)
+            return loaded
         chain = self._load_legacy(chain_id)
         return Loaded(chain, 0, None, -1, 0, 0, False)
 
@@ -367,6 +375,18 @@ class ChainStore:
 
 class _Script(msgspec.Struct):
     script: str | None
+
+
+def _files_key(directory: Path) -> tuple[object, ...]:
+    """Changes whenever the journal or the snapshot does (appends, compaction)."""
+    key: list[object] = []
+    for name in (journal.JOURNAL_FILE, SNAPSHOT_FILE):
+        try:
+            st = os.stat(directory / name)
+            key += [st.st_ino, st.st_size, st.st_mtime_ns]
+        except OSError:
+            key.append(None)
+    return tuple(key)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -262,3 +262,15 @@ def test_a_daemon_whose_inherited_descriptors_were_closed_reopens_the_journal(
     assert loaded.epoch == claimed + 1
     assert loaded.owner is not None and loaded.owner.pid == os.getpid()
     assert loaded.chain.task(0).state is TaskState.RUNNING
+
+
+def test_a_chain_read_twice_unchanged_is_read_once_and_again_after_a_change(
+    tmp_path: Path,
+) -> None:
+    store, book = _book(tmp_path)
+    first = store.load("ab12")
+    assert store.load("ab12") is first  # nothing changed on disk
+    book.patch(book.chain.tasks[0], {"state": TaskState.RUNNING})
+    book.close()
+    again = store.load("ab12")
+    assert again is not first and again.task(0).state is TaskState.RUNNING
