@@ -32,7 +32,7 @@ class SubmissionStatus(str, Enum):
     UNKNOWN = "UNKNOWN"  # sbatch timed out or died: it may or may not have submitted
 
 
-class Attempt(msgspec.Struct, omit_defaults=True):
+class Attempt(msgspec.Struct, omit_defaults=True, gc=False):  # scalars only: no cycles
     """One run of one task: which submission carried it and how it ended."""
 
     job_id: str  # the submission's job id; an array task is ``<job_id>_<index>``
@@ -157,6 +157,40 @@ class Chain:
         if all(t.state is TaskState.COMPLETED for t in self.tasks):
             return ChainState.COMPLETED
         return ChainState.FAILED
+
+
+# ``watch``'s per-level table counts tasks: for each level a task has run at, the
+# last attempt at that level decides its column, and a task waiting to be
+# resubmitted is pending at the level it will run at next.
+COLUMNS = ("pending", "running", "done", "OOM", "timeout", "failed", "cancelled")
+_OUTCOME_COLUMN = {
+    "COMPLETED": "done",
+    "OUT_OF_MEMORY": "OOM",
+    "TIMEOUT": "timeout",
+    "DEADLINE": "timeout",
+    "CANCELLED": "cancelled",
+}
+_FINAL_COLUMN = {TaskState.COMPLETED: "done", TaskState.CANCELLED: "cancelled"}
+
+
+def _column(task: TaskStatus, attempt: Attempt) -> str:
+    if attempt.outcome is not None:
+        return _OUTCOME_COLUMN.get(attempt.outcome, "failed")
+    if attempt is task.current and not task.state.is_final:
+        return "running" if task.state is TaskState.RUNNING else "pending"
+    return _FINAL_COLUMN.get(task.state, "failed")
+
+
+def task_levels(task: TaskStatus) -> dict[int, str]:
+    """Level -> column of one task (its last attempt at each level it ran at)."""
+    out = {a.level: _column(task, a) for a in task.attempts}
+    if task.state is TaskState.RETRY and task.target_level is not None:
+        out[task.target_level] = "pending"  # waits to be resubmitted there
+    elif not task.attempts:
+        out[task.level] = (
+            "pending" if not task.state.is_final else _FINAL_COLUMN.get(task.state, "failed")
+        )
+    return out
 
 
 @dataclass(frozen=True)

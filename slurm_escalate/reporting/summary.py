@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +87,13 @@ def _counts(chain: Chain) -> dict[TaskState, int]:
 
 
 def counts_line(chain: Chain) -> str:
-    return "  ".join(f"{s.value.lower()} {n}" for s, n in _counts(chain).items())
+    return counts_text({s.value: n for s, n in chain.counts().items()})
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """Counts by task state (their values as keys), in the order of a task's life."""
+    shown = [st for st in _ORDER if counts.get(st.value)]
+    return "  ".join(f"{st.value.lower()} {counts[st.value]}" for st in shown)
 
 
 def levels_line(chain: Chain) -> str:
@@ -101,10 +108,11 @@ def resubmissions(chain: Chain) -> int:
 
 
 def elapsed(chain: Chain, now: float) -> str:
-    return _clock((chain.finished_at or now) - chain.created_at)
+    return clock_text((chain.finished_at or now) - chain.created_at)
 
 
-def _clock(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
+    """H:MM:SS."""
     secs = int(max(0, seconds))
     h, rest = divmod(secs, 3600)
     m, s = divmod(rest, 60)
@@ -130,11 +138,9 @@ def summary(chain: Chain, now: float, log_file: str | None = None) -> str:
 def summary_text(s: Summary, now: float, log_file: str | None = None) -> str:
     """Totals, then the tasks that did not complete: from the chain's summary alone."""
     end = s.finished_at or now
-    counts = "  ".join(
-        f"{st.value.lower()} {s.counts[st.value]}" for st in _ORDER if s.counts.get(st.value)
-    )
+    counts = counts_text(s.counts)
     lines = [
-        f"chain {s.chain_id} {s.state.value} after {_clock(end - s.created_at)}: "
+        f"chain {s.chain_id} {s.state.value} after {clock_text(end - s.created_at)}: "
         f"{s.tasks} task(s), {counts}; {s.resubmissions} resubmission(s)",
     ]
     escalated = sum(c.get("COMPLETED", 0) for level, c in s.levels.items() if int(level) > 0)

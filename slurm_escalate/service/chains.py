@@ -8,24 +8,22 @@ call with the chain's own live jobs.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from slurm_escalate.core.chain import Chain, Headline, to_dict
+from slurm_escalate.core.chain import Chain, Headline
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.engine.submitter import LOOKUP_SLACK_S
 from slurm_escalate.errors import EscalateError, StateError, UsageError
-from slurm_escalate.reporting.summary import counts_line
 from slurm_escalate.sbatch.plan import TOKEN_PREFIX
 from slurm_escalate.service.env import Env
 from slurm_escalate.service.ops import (
@@ -34,7 +32,6 @@ from slurm_escalate.service.ops import (
     exit_status,
     frame,
     is_monitor_process,
-    level_table,
     mark_cancelled,
     read_tail,
     recent_events,
@@ -45,6 +42,7 @@ from slurm_escalate.state.journal import (
     JOURNAL_FILE,
     SNAPSHOT_FILE,
     SPEC_FILE,
+    SUMMARY_FILE,
     Summary,
     summarize_chain,
 )
@@ -145,20 +143,17 @@ class Frame:
 
 @dataclass
 class _Loaded:
-    """The chain as last loaded, and what it costs O(tasks) to compute, done once per change."""
+    """The chain's summary as last read, and the files' stamp it was read at."""
 
     stamp: tuple[object, ...]
-    chain: Chain
-    key: str
-    tasks_line: str
-    table: list[str] = field(default_factory=list)
+    summary: Summary
 
 
 def _stamp(store: ChainStore, chain_id: str) -> tuple[object, ...]:
-    """Changes whenever the chain's state files do (the monitor's summary and heartbeat aside)."""
+    """Changes whenever the chain's state files do (the heartbeat aside)."""
     directory = store.chain_dir(chain_id)
     out: list[object] = []
-    for name in (SPEC_FILE, JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE):
+    for name in (SPEC_FILE, JOURNAL_FILE, SNAPSHOT_FILE, SUMMARY_FILE, STATE_FILE):
         try:
             st = (directory / name).stat()
         except OSError:
@@ -168,32 +163,30 @@ def _stamp(store: ChainStore, chain_id: str) -> tuple[object, ...]:
     return tuple(out)
 
 
-def _load(store: ChainStore, chain_id: str, last: _Loaded | None) -> _Loaded:
+def _load(store: ChainStore, chain_id: str, last: _Loaded | None, now: float) -> _Loaded:
+    """The summary (the same cost at any size); the chain is counted only when it lags."""
     stamp = _stamp(store, chain_id)
     if last is not None and stamp == last.stamp:
-        return last  # nothing changed: no load, no O(tasks) work
-    try:
-        chain = store.load(chain_id)
-    except StateError:
-        if last is None:
-            raise
-        return last  # mid-replace on a flaky filesystem: show the last good state
-    key = json.dumps(to_dict(chain), sort_keys=True, default=str)
-    tasks_line = f"  tasks {len(chain.tasks)}: {counts_line(chain)}"
-    return _Loaded(stamp, chain, key, tasks_line, level_table(chain))
+        return last  # nothing changed: nothing read
+    fresh = store.fresh_summary(chain_id)
+    if fresh is None:
+        try:
+            fresh = summarize_chain(store.load(chain_id), now)
+        except StateError:
+            if last is None:
+                raise
+            return last  # mid-replace on a flaky filesystem: show the last good state
+    return _Loaded(stamp, fresh)
 
 
 def _snapshot(store: ChainStore, chain_id: str, events: int, loaded: _Loaded) -> Snapshot:
     tail = read_tail(store.chain_dir(chain_id) / LOG_FILE)
     return Snapshot(
-        loaded.chain,
+        loaded.summary,
         store.monitor_alive(chain_id),
         store.monitor_info(chain_id),
         store.heartbeat(chain_id),
         recent_events(tail, events),
-        chain_key=loaded.key,
-        tasks_line=loaded.tasks_line,
-        table=loaded.table,
     )
 
 
@@ -209,20 +202,20 @@ def watch(
     store = env.store
     chain_id = store.resolve(inp.chain_ref)
     stop = stop or threading.Event()
-    loaded = _load(store, chain_id, None)
+    loaded = _load(store, chain_id, None, env.clock.now())
     try:
         while True:
             snap = _snapshot(store, chain_id, inp.events, loaded)
             show(Frame(frame(snap, env.clock.now()), snap.key()))
-            if inp.once or loaded.chain.state is not ChainState.RUNNING:
+            if inp.once or loaded.summary.state is not ChainState.RUNNING:
                 break
             if env.clock.wait(stop, inp.interval):
                 return EXIT_INTERRUPTED
-            loaded = _load(store, chain_id, loaded)
+            loaded = _load(store, chain_id, loaded, env.clock.now())
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    running = loaded.chain.state is ChainState.RUNNING
-    return 0 if running else exit_status(loaded.chain.state)
+    running = loaded.summary.state is ChainState.RUNNING
+    return 0 if running else exit_status(loaded.summary.state)
 
 
 # ---------------------------------------------------------------------- log

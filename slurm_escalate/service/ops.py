@@ -12,34 +12,27 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from slurm_escalate.core.chain import (
-    Attempt,
+    COLUMNS,
     Chain,
     Submission,
     SubmissionStatus,
-    TaskStatus,
-    to_dict,
+    task_levels,
 )
 from slurm_escalate.core.events import ChainSet, Event, group_patches
-from slurm_escalate.core.models import ChainState, FailureKind, TaskState
-from slurm_escalate.reporting.summary import counts_line, elapsed
+from slurm_escalate.core.models import ChainState, TaskState
+from slurm_escalate.reporting.summary import clock_text, counts_text
+from slurm_escalate.state.journal import Summary
 
-COLUMNS = ("pending", "running", "done", "OOM", "timeout", "failed", "cancelled")
 CANCEL_REASON = "cancelled by slurm-escalate cancel"
 OVERDUE_SLACK_S = 60.0  # a poll this much later than announced makes a live monitor "overdue"
-_OUTCOME_COLUMN = {
-    FailureKind.COMPLETED.value: "done",
-    FailureKind.OUT_OF_MEMORY.value: "OOM",
-    FailureKind.TIMEOUT.value: "timeout",
-    FailureKind.DEADLINE.value: "timeout",
-    FailureKind.CANCELLED.value: "cancelled",
-}
-_FINAL_COLUMN = {TaskState.COMPLETED: "done", TaskState.CANCELLED: "cancelled"}
-
 
 def exit_status(state: ChainState) -> int:
     """The CLI's exit status for a final chain: 0 COMPLETED, 1 FAILED or CANCELLED."""
@@ -47,26 +40,6 @@ def exit_status(state: ChainState) -> int:
 
 
 # ------------------------------------------------------------------ per level
-
-
-def _column(task: TaskStatus, attempt: Attempt) -> str:
-    if attempt.outcome is not None:
-        return _OUTCOME_COLUMN.get(attempt.outcome, "failed")
-    if attempt is task.current and not task.state.is_final:
-        return "running" if task.state is TaskState.RUNNING else "pending"
-    return _FINAL_COLUMN.get(task.state, "failed")
-
-
-def task_levels(task: TaskStatus) -> dict[int, str]:
-    """Level -> column of one task (its last attempt at each level it ran at)."""
-    out = {a.level: _column(task, a) for a in task.attempts}
-    if task.state is TaskState.RETRY and task.target_level is not None:
-        out[task.target_level] = "pending"  # waits to be resubmitted there
-    elif not task.attempts:
-        out[task.level] = (
-            "pending" if not task.state.is_final else _FINAL_COLUMN.get(task.state, "failed")
-        )
-    return out
 
 
 def level_counts(chain: Chain) -> dict[int, Counter[str]]:
@@ -78,11 +51,12 @@ def level_counts(chain: Chain) -> dict[int, Counter[str]]:
     return dict(sorted(table.items()))
 
 
-def level_table(chain: Chain) -> list[str]:
+def table_lines(table: Mapping[int, Mapping[str, int]]) -> list[str]:
+    """The per-level table: one row per level, one column per entry of COLUMNS."""
     head = f"  {'level':<6}" + "".join(f"{c:>10}" for c in COLUMNS)
     rows = [
         f"  {'L' + str(level):<6}" + "".join(f"{counts.get(c, 0):>10}" for c in COLUMNS)
-        for level, counts in level_counts(chain).items()
+        for level, counts in sorted(table.items())
     ]
     return [head, *rows]
 
@@ -178,39 +152,34 @@ def read_tail(path: Path, max_bytes: int = 64 * 1024) -> str:
 class Snapshot:
     """Everything ``watch`` shows, as read from the chain directory at one moment."""
 
-    chain: Chain
+    summary: Summary  # the chain's summary.json (or counted from the chain when it lags)
     alive: bool | None
     info: tuple[str, int] | None
     beat: dict[str, Any] | None
     events: list[str] = field(default_factory=list)
-    # Computed once per change of the chain by ``watch`` (each costs O(tasks)); else here.
-    chain_key: str | None = None
-    tasks_line: str | None = None
-    table: list[str] | None = None
 
     def key(self) -> str:
         """Changes when something worth a new block changed (not when only time passed)."""
         beat = self.beat or {}
         heart = {k: beat.get(k) for k in ("at", "pid", "failures", "error")}
-        chain = self.chain_key
-        if chain is None:
-            chain = json.dumps(to_dict(self.chain), sort_keys=True, default=str)
-        data = [chain, self.alive, self.info, heart, self.events]
+        shown = msgspec.structs.replace(self.summary, updated_at=0.0, epoch=0)
+        data = [msgspec.json.encode(shown).decode(), self.alive, self.info, heart, self.events]
         return json.dumps(data, sort_keys=True, default=str)
 
 
 def frame(snap: Snapshot, now: float) -> list[str]:
-    chain = snap.chain
-    monitor = health(chain.state, snap.alive, snap.info, snap.beat, now)
+    s = snap.summary
+    monitor = health(s.state, snap.alive, snap.info, snap.beat, now)
     lines = [
-        f"chain {chain.chain_id}  {chain.state.value}  elapsed {elapsed(chain, now)}  "
-        f"script {chain.script or '--wrap'}",
-        snap.tasks_line or f"  tasks {len(chain.tasks)}: {counts_line(chain)}",
+        f"chain {s.chain_id}  {s.state.value}  "
+        f"elapsed {clock_text((s.finished_at or now) - s.created_at)}  "
+        f"script {s.script or '--wrap'}",
+        f"  tasks {s.tasks}: {counts_text(s.counts)}",
         f"  monitor: {monitor}",
     ]
-    if chain.state is ChainState.RUNNING and monitor.startswith("dead"):
-        lines.append(f"  resume with: slurm-escalate resume {chain.chain_id}")
-    lines.extend(snap.table if snap.table is not None else level_table(chain))
+    if s.state is ChainState.RUNNING and monitor.startswith("dead"):
+        lines.append(f"  resume with: slurm-escalate resume {s.chain_id}")
+    lines.extend(table_lines({int(level): c for level, c in s.table.items()}))
     if snap.events:
         lines.append("  recent events:")
         lines.extend(f"    {e}" for e in snap.events)

@@ -10,8 +10,6 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from msgspec.structs import replace
-
 from slurm_escalate.arrays.spec import expand
 from slurm_escalate.core.models import (
     ClusterLimits,
@@ -241,8 +239,9 @@ def group_task_records(rows: Iterable[SacctRow]) -> list[TaskRecord]:
     """One TaskRecord per (array job id, index), sorted by job id then index.
 
     * A bracket row (``123_[1-5%2]``) stands for tasks Slurm has not split off
-      yet; it expands into one record per index, with the row's own state
-      (PENDING, or CANCELLED if the whole pending array was cancelled).
+      yet; it expands into one record per index whose job row is the bracket
+      row itself (its state: PENDING, or CANCELLED if the whole pending array
+      was cancelled).
     * A real task row always beats a bracket placeholder: sacct was seen
       listing ``18_3`` RUNNING while ``18_[3-4%1]`` still covered index 3.
     * Steps whose job row is absent are skipped: a made-up job row would carry
@@ -260,7 +259,9 @@ def group_task_records(rows: Iterable[SacctRow]) -> list[TaskRecord]:
                 steps[row.array_job_id, row.array_index].append(row)
             elif row.job_id.endswith("]") and (spec := _pending_spec(row)) is not None:
                 for index in _expand_pending(row, spec):
-                    placeholders[(row.array_job_id, index)] = replace(row, array_index=index)
+                    # All of them share the bracket row: a 100,000-task array pending
+                    # whole costs one row, not 100,000 copies of it.
+                    placeholders[(row.array_job_id, index)] = row
             else:
                 jobs[row.array_job_id, row.array_index] = row
         for key, row in placeholders.items():

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slurm_escalate.arrays.spec import expand
-from slurm_escalate.core.chain import Chain, TaskStatus
+from slurm_escalate.core.chain import Chain, TaskStatus, task_levels
 from slurm_escalate.core.events import (
     Event,
     Submitted,
@@ -42,6 +42,9 @@ class ChainBook:
         # summary written after every poll costs what changed, not the chain.
         self.counts: Counter[Key] = Counter((t.state, t.level) for t in chain.tasks)
         self.problems = {t.index for t in chain.tasks if t.state in PROBLEM_STATES}
+        self.table: dict[int, Counter[str]] = {}  # watch's per-level table (task_levels)
+        for task in chain.tasks:
+            self._add(task_levels(task), 1)
         # Called with each committed batch (tests and benchmarks count them).
         self.on_commit: Callable[[list[Event]], None] | None = None
 
@@ -52,8 +55,9 @@ class ChainBook:
     def patch(self, task: TaskStatus, fields: dict[str, Any]) -> None:
         """Change a task now (``a.``-prefixed fields: its current attempt); journal it at commit."""
         before = (task.state, task.level)
+        columns = task_levels(task)
         patch_task(task, fields)
-        self._recount([before], [task])
+        self._recount([before], [task], [columns])
         self._queue.append((task.index, fields))
 
     def record(self, *events: Event) -> None:
@@ -62,11 +66,19 @@ class ChainBook:
         for event in events:
             touched = [self.chain.task(i) for i in _indices(self.chain, event)]
             before = [(t.state, t.level) for t in touched]
+            columns = [task_levels(t) for t in touched]
             apply(self.chain, event)
-            self._recount(before, touched)
+            self._recount(before, touched, columns)
         self._append(list(events))
 
-    def _recount(self, before: list[Key], tasks: list[TaskStatus]) -> None:
+    def _recount(
+        self, before: list[Key], tasks: list[TaskStatus], columns: list[dict[int, str]]
+    ) -> None:
+        for old, task in zip(columns, tasks, strict=True):
+            new = task_levels(task)
+            if new != old:
+                self._add(old, -1)
+                self._add(new, 1)
         for key, task in zip(before, tasks, strict=True):
             after = (task.state, task.level)
             if after != key:
@@ -98,8 +110,14 @@ class ChainBook:
         self.journal.compact(self.chain)
         return True
 
+    def _add(self, columns: dict[int, str], n: int) -> None:
+        for level, column in columns.items():
+            self.table.setdefault(level, Counter())[column] += n
+
     def write_summary(self, now: float) -> None:
-        summary = summarize(self.chain, self.counts, self.problems, now, self.journal.epoch)
+        summary = summarize(
+            self.chain, self.counts, self.problems, self.table, now, self.journal.epoch
+        )
         self.journal.write_summary(summary)
 
     def close(self) -> None:

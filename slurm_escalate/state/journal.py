@@ -39,7 +39,13 @@ from pathlib import Path
 import msgspec
 
 from slurm_escalate.arrays.spec import expand
-from slurm_escalate.core.chain import Chain, Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.core.chain import (
+    Chain,
+    Submission,
+    SubmissionStatus,
+    TaskStatus,
+    task_levels,
+)
 from slurm_escalate.core.events import (
     JOURNAL_VERSION,
     Event,
@@ -128,6 +134,11 @@ class Summary(msgspec.Struct):
     resubmissions: int = 0  # submitted after the first
     problems: list[ProblemRow] = []  # the first PROBLEM_ROWS tasks that did not complete
     problems_total: int = 0
+    script: str | None = None
+    table: dict[str, dict[str, int]] = {}  # watch's per-level table: level -> column -> tasks
+    # The journal as it was when this was written: while it still is, this is current.
+    journal_ino: int = -1
+    journal_size: int = -1
 
 
 # The spec holds every field as it was at creation; a snapshot overrides the MUTABLE ones.
@@ -276,6 +287,7 @@ def summarize(
     chain: Chain,
     counts: Mapping[tuple[TaskState, int], int],
     problems: Iterable[int | None],
+    table: Mapping[int, Mapping[str, int]],
     now: float,
     epoch: int,
 ) -> Summary:
@@ -308,6 +320,12 @@ def summarize(
         ),
         problems=rows,
         problems_total=len(bad),
+        script=chain.script,
+        table={
+            str(level): {c: n for c, n in columns.items() if n}
+            for level, columns in sorted(table.items())
+            if any(columns.values())
+        },
     )
 
 
@@ -315,7 +333,11 @@ def summarize_chain(chain: Chain, now: float, epoch: int = 0) -> Summary:
     """The same summary, counted from the whole chain (for a chain no book keeps)."""
     counts = Counter((t.state, t.level) for t in chain.tasks)
     problems = [t.index for t in chain.tasks if t.state in PROBLEM_STATES]
-    return summarize(chain, counts, problems, now, epoch)
+    table: dict[int, Counter[str]] = {}
+    for task in chain.tasks:
+        for level, column in task_levels(task).items():
+            table.setdefault(level, Counter())[column] += 1
+    return summarize(chain, counts, problems, table, now, epoch)
 
 
 # ---------------------------------------------------------------- writing
@@ -466,7 +488,8 @@ class Journal:
         self.append([self.owner])
 
     def write_summary(self, summary: Summary) -> None:
-        atomic_write(self.directory / SUMMARY_FILE, msgspec.json.encode(summary))
+        stamped = msgspec.structs.replace(summary, journal_ino=self._ino, journal_size=self._size)
+        atomic_write(self.directory / SUMMARY_FILE, msgspec.json.encode(stamped))
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:

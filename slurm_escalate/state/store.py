@@ -203,6 +203,7 @@ class ChainStore:
         book = self.open_book(chain.chain_id, time.time())
         try:
             book.journal.compact(chain)
+            book.journal.write_summary(journal.summarize_chain(chain, time.time(), book.epoch))
         finally:
             book.close()
 
@@ -257,18 +258,24 @@ class ChainStore:
     def fresh_summary(self, chain_id: str) -> journal.Summary | None:
         """The summary, if it was written after the journal's last append; else None.
 
-        A monitor writes it after every poll, so it lags the journal only when the
-        monitor died in between: then the caller loads the chain instead.
+        A monitor writes it after every poll, noting the journal's size (and inode),
+        so it lags the journal only when the monitor died in between: then the
+        caller loads the chain instead.
         """
         directory = self._check_owner(chain_id)
         if not journal.is_journal_chain(directory):
             return None
+        summary = journal.read_summary(directory)
         try:
-            written = (directory / journal.SUMMARY_FILE).stat().st_mtime_ns
-            appended = (directory / journal.JOURNAL_FILE).stat().st_mtime_ns
+            st = (directory / journal.JOURNAL_FILE).stat()
         except OSError:
             return None
-        return journal.read_summary(directory) if written >= appended else None
+        if summary is None or (summary.journal_ino, summary.journal_size) != (
+            st.st_ino,
+            st.st_size,
+        ):
+            return None  # something was appended (or compacted) since it was written
+        return summary
 
     def headline(self, chain_id: str) -> Headline:
         """What ``list`` shows of a chain, from its summary: the same cost at any size."""

@@ -182,7 +182,7 @@ def test_watch_prints_a_block_per_change_and_exits_with_the_chains_status(store,
     assert "monitor: none needed (FAILED)" in blocks[1]
 
 
-def test_watch_loads_the_chain_again_only_when_its_state_files_changed(
+def test_watch_reads_the_summary_and_never_loads_the_chain(
     store, capsys, monkeypatch
 ):
     chain = make_chain(store)
@@ -206,8 +206,8 @@ def test_watch_loads_the_chain_again_only_when_its_state_files_changed(
     idle = [lambda: None] * 5
     code, out, _ = invoke(capsys, "watch", CHAIN_ID, clock=StepClock(*idle, finish))
     assert code == 0 and "COMPLETED" in out.split("\n\n")[-1].splitlines()[0]
-    assert before == [1]  # the first frame's load; five idle frames loaded nothing
-    assert loads == [CHAIN_ID]  # the change cost one load
+    assert before == [0]  # the summary is current: no frame loaded the chain
+    assert loads == []  # nor did the change
 
 
 def test_watch_of_a_completed_chain_exits_0_and_ctrl_c_exits_130(store, capsys):

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from test_monitor import build
 
@@ -44,6 +45,11 @@ def test_replaying_the_journal_gives_exactly_the_monitors_view(tmp_path: Path) -
     assert summary is not None and summary.state is ChainState.COMPLETED
     assert summary.counts == {"COMPLETED": 30}
     assert summary.levels == {"0": {"COMPLETED": 20}, "1": {"COMPLETED": 10}}
+    assert summary.table == {"0": {"done": 20, "OOM": 10}, "1": {"done": 10}}
+    counted = journal.summarize_chain(monitor.chain, summary.updated_at, summary.epoch)
+    stamp = {"journal_ino": summary.journal_ino, "journal_size": summary.journal_size}
+    # kept change by change == counted from the whole chain
+    assert msgspec.structs.replace(counted, **stamp) == summary
 
 
 def test_a_thousand_completions_make_one_short_line() -> None:

@@ -24,6 +24,7 @@ from slurm_escalate.service.ops import (
     read_tail,
     recent_events,
 )
+from slurm_escalate.state.journal import summarize_chain
 
 NOW = 1_790_000_000.0
 
@@ -167,8 +168,12 @@ def test_read_tail_keeps_whole_lines(tmp_path: Path):
     assert read_tail(tmp_path / "missing") == ""
 
 
+def snapshot(chain, *args):
+    return Snapshot(summarize_chain(chain, NOW), *args)
+
+
 def test_frame_shows_counts_health_table_events_and_a_resume_hint():
-    snap = Snapshot(mixed_chain(), False, ("login1", 42), BEAT, ["10:15:31 WARNING task x"])
+    snap = snapshot(mixed_chain(), False, ("login1", 42), BEAT, ["10:15:31 WARNING task x"])
     lines = frame(snap, NOW)
     assert lines[0].startswith("chain 20261122-101500-ab12  RUNNING  elapsed 0:01:05")
     assert "monitor: dead (pid 42 gone), last poll 3s ago" in lines[2]
@@ -183,13 +188,13 @@ def test_frame_shows_counts_health_table_events_and_a_resume_hint():
 
 
 def test_snapshot_key_ignores_the_passing_of_time_but_not_a_new_poll():
-    snap = Snapshot(mixed_chain(), True, ("h", 42), BEAT, [])
-    assert snap.key() == Snapshot(mixed_chain(), True, ("h", 42), dict(BEAT), []).key()
-    later = Snapshot(mixed_chain(), True, ("h", 42), {**BEAT, "at": NOW}, [])
+    snap = snapshot(mixed_chain(), True, ("h", 42), BEAT, [])
+    assert snap.key() == snapshot(mixed_chain(), True, ("h", 42), dict(BEAT), []).key()
+    later = snapshot(mixed_chain(), True, ("h", 42), {**BEAT, "at": NOW}, [])
     assert snap.key() != later.key()
     changed = mixed_chain()
     changed.tasks[1].state = TaskState.COMPLETED
-    assert snap.key() != Snapshot(changed, True, ("h", 42), BEAT, []).key()
+    assert snap.key() != snapshot(changed, True, ("h", 42), BEAT, []).key()
 
 
 def test_exit_status():

@@ -287,9 +287,11 @@ def test_real_task_row_beats_pending_placeholder_in_any_order() -> None:
         assert [(r.index, r.job.state) for r in records] == [(2, S.RUNNING), (3, S.PENDING)]
 
 
-def test_placeholder_keeps_the_printed_job_id_and_gets_an_index() -> None:
-    (record,) = group_task_records(rows(line(JobID="7_[4]", State="PENDING")))
-    assert (record.index, record.job.array_index, record.job.job_id) == (4, 4, "7_[4]")
+def test_placeholders_share_the_printed_bracket_row_and_get_their_index() -> None:
+    records = group_task_records(rows(line(JobID="7_[4-6]", State="PENDING")))
+    assert [r.index for r in records] == [4, 5, 6]
+    assert {id(r.job) for r in records} == {id(records[0].job)}  # one row for all
+    assert (records[0].job.array_index, records[0].job.job_id) == (None, "7_[4-6]")
 
 
 def test_bad_bracket_content_is_a_parse_error() -> None:
@@ -885,8 +887,8 @@ def test_grouping_invariants(rows: list[SacctRow]) -> None:
         k = (record.array_job_id, record.index)
         if k in jobs:  # a real row beats a placeholder; the last real row wins
             assert record.job == jobs[k]
-        else:  # a placeholder, given the task's index
-            assert record.job == msgspec.structs.replace(pending[k], array_index=record.index)
+        else:  # a placeholder: the bracket row itself, shared by every task it covers
+            assert record.job is pending[k]
         # every step row of the task, in the order sacct printed them
         assert record.steps == tuple(r for r in rows if r.step is not None and key(r) == k)
 
