@@ -78,17 +78,19 @@ state_handling:
   OUT_OF_MEMORY: escalate
 """
 JOB = '#!/bin/bash\necho "task ${SLURM_ARRAY_TASK_ID:-0}"\n'
-PROBE = r"""
-import json, os, sys, time
-from pathlib import Path
-from slurm_escalate.store import ChainStore, STATE_FILE
-
+# Both probes read the process's own I/O counters the same way.
+_IO = r"""
 def io():
     d = {}
     for line in open("/proc/self/io"):
         k, v = line.split(":")
         d[k] = int(v)
     return d
+"""
+PROBE = _IO + r"""
+import json, os, sys, time
+from pathlib import Path
+from slurm_escalate.store import ChainStore, STATE_FILE
 
 store = ChainStore(Path(sys.argv[1]))
 chain = store.load(sys.argv[2])
@@ -105,18 +107,11 @@ print(json.dumps({"runs": runs, "state_bytes": size}))
 
 # The new release's cost of persisting one poll in which 1,000 tasks end: its own API
 # (ChainBook: patch the tasks, then commit the journal lines and write the summary).
-NEW_PROBE = r"""
+NEW_PROBE = _IO + r"""
 import json, sys, time
 from pathlib import Path
 from slurm_escalate.core.models import TaskState
 from slurm_escalate.state.store import ChainStore
-
-def io():
-    d = {}
-    for line in open("/proc/self/io"):
-        k, v = line.split(":")
-        d[k] = int(v)
-    return d
 
 store = ChainStore(Path(sys.argv[1]))
 runs = []
