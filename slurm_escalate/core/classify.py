@@ -70,10 +70,13 @@ def classify(record: TaskRecord, policy: Policy) -> Classification:
     """
     job = record.job
     steps = record.steps
-    max_rss = job.max_rss_kb
-    for step in steps:  # max() over the MaxRSS values that are known
+    # max() over the MaxRSS values that are known. 0 is not a measurement: no
+    # process runs in 0 KiB, and 22.05 reports 0 for a step it did not sample,
+    # an OOM-killed batch step among them (24.11 on reports about the limit).
+    max_rss = job.max_rss_kb or None
+    for step in steps:
         rss = step.max_rss_kb
-        if rss is not None and (max_rss is None or rss > max_rss):
+        if rss and (max_rss is None or rss > max_rss):
             max_rss = rss
     state = job.state
     if state not in FINAL_SLURM_STATES:

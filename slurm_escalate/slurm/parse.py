@@ -1,7 +1,10 @@
 """Pure parsers for what sbatch, sacct and scontrol print. No I/O here.
 
-The fixtures in ``tests/unit/data`` are real output of a Slurm 22.05 cluster;
-the comments below name the quirks they showed.
+The fixtures in ``tests/unit/data`` are real output of a Slurm 22.05 cluster,
+and ``tests/unit/data/<release>/`` that of each release tested (22.05, 24.11,
+26.05; tests/unit/test_releases.py runs over all of them); the comments below
+name the quirks they showed. The formats parsed here are the same in all of
+them; what differs is in the values (see classify.py and reporting/logs.py).
 """
 
 from __future__ import annotations
@@ -411,4 +414,33 @@ def parse_job_comments(text: str, prefix: str) -> dict[str, str]:
         base = job.split("_", 1)[0].split(".", 1)[0]
         if base.isdigit():
             found.setdefault(comment, base)
+    return found
+
+
+# ``--comment=<token>`` as one argument of a submission's command line (sacct's SubmitLine).
+_COMMENT_ARG_RE = re.compile(r"(?:^|\s)--comment=(\S+)")
+
+
+def parse_job_tokens(text: str, prefix: str) -> dict[str, str]:
+    """``JobID|Comment|SubmitLine`` lines (sacct) -> {token: array job id} for our tokens.
+
+    Where accounting does not store comments (Slurm's default: no
+    ``AccountingStoreFlags=job_comment``) Comment is empty, but SubmitLine, the
+    submitting command line, still holds the ``--comment=<token>`` argument in every
+    release: the arguments joined by single spaces, never re-quoted. Our token holds
+    neither ``|`` nor whitespace; a user's comment and the command line may hold both,
+    so SubmitLine is last in the format and everything after JobID's ``|`` is searched.
+    """
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        job, sep, rest = line.strip().partition("|")
+        base = job.split("_", 1)[0].split(".", 1)[0]
+        if not sep or not base.isdigit():
+            continue
+        comment = rest.partition("|")[0]
+        if comment.startswith(prefix):
+            found.setdefault(comment, base)
+        for token in _COMMENT_ARG_RE.findall(rest):
+            if token.startswith(prefix):
+                found.setdefault(token, base)
     return found

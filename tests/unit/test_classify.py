@@ -187,6 +187,16 @@ def test_max_rss_is_the_max_over_rows() -> None:
     assert classify(record(row("COMPLETED")), POLICY).max_rss_kb is None
 
 
+def test_max_rss_of_zero_is_unknown_not_measured() -> None:
+    """22.05 prints MaxRSS 0 for an OOM-killed batch step (tests/unit/data/22.05): no size
+    to skip by, and no "0 MB" in a report; a row that did measure something still counts."""
+    oom = row("OUT_OF_MEMORY", "0:125", step="batch", rss=0)
+    c = classify(record(row("OUT_OF_MEMORY", "0:125", rss=0), oom), POLICY)
+    assert (c.kind, c.max_rss_kb) == (K.OUT_OF_MEMORY, None)
+    extern = row("COMPLETED", step="extern", rss=400)
+    assert classify(record(row("OUT_OF_MEMORY", "0:125"), oom, extern), POLICY).max_rss_kb == 400
+
+
 def c_(kind: FailureKind, code: int | None = 0, rss: int | None = None) -> Classification:
     return Classification(kind, code, kind.value, rss)
 

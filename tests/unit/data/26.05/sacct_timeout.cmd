@@ -1,0 +1,3 @@
+sacct --noheader --parsable2 --format=JobID,JobIDRaw,State,ExitCode,MaxRSS,Elapsed,Timelimit,Start,End,NodeList,Partition,ReqMem,JobName --jobs=10
+# job 10: -p devel -t 1 --mem=50M sleep.sh (sleep 200)
+# slurm-wlm 26.05.5
