@@ -56,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "e2e: needs the real local Slurm cluster (docker-cluster/cluster.sh up)"
     )
+    config.addinivalue_line("markers", "core: the e2e core set run on every Slurm release (dev.sh)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -279,6 +280,7 @@ class E2E:
     exit_code_of = staticmethod(exit_code_of)
     pid_alive = staticmethod(pid_alive)
     wait_until = staticmethod(wait_until)
+    slurm_escalate_cli = SLURM_ESCALATE  # argv of slurm-escalate, for runs with an env of their own
 
     # ---- files
 
@@ -586,5 +588,80 @@ def e2e(request: pytest.FixtureRequest, tmp_path: Path) -> Iterable[E2E]:
     """A sandbox for one e2e test; cleans up its jobs and daemons afterwards."""
     short = re.sub(r"[^A-Za-z0-9]+", "_", request.node.name)[:24].strip("_")
     sandbox = E2E(tmp_path, f"e2e_{short}_{uuid.uuid4().hex[:6]}")
+    yield sandbox
+    sandbox.cleanup()
+
+
+# --------------------------------------------------------------------------- the site cluster
+
+# The second cluster that docker-cluster/cluster.sh starts beside the host's (docker-cluster/site/):
+# Slurm's defaults where issue 11's site profiles need them (no comments in accounting, MinJobAge
+# 10, MaxArraySize 1001, JobRequeue=1, QOS limits, preemption). Partitions: small (s1, 1000 MB,
+# 2 min), large (s2, 4000 MB, 15 min), limited (partition QOS: MaxSubmitJobsPerUser=4),
+# low/high (s3).
+SITE_CONF = "/etc/slurm-site/slurm.conf"
+
+
+class _SiteConf:
+    """Within the block, Slurm commands of this process (no env= of their own) talk to the site."""
+
+    def __enter__(self) -> None:
+        self.saved = os.environ.get("SLURM_CONF")
+        os.environ["SLURM_CONF"] = SITE_CONF
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = self.saved
+
+
+class SiteE2E(E2E):
+    """An ``E2E`` sandbox on the site cluster: the CLI runs with SLURM_CONF pointing at it, and
+    the sacct/squeue/scancel helpers ask it. ``host_env`` is the CLI's environment with the host's
+    config (no SLURM_CONF), for ``-M site`` runs."""
+
+    conf = SITE_CONF
+
+    def __init__(self, workdir: Path, job_name: str) -> None:
+        super().__init__(workdir, job_name)
+        self.host_env = dict(self.env)
+        self.env["SLURM_CONF"] = SITE_CONF
+        self.slurm_env = {**os.environ, "SLURM_CONF": SITE_CONF}  # for a test's own Slurm calls
+
+
+def _on_site(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(self: SiteE2E, *args: Any, **kwargs: Any) -> Any:
+        with _SiteConf():
+            return method(self, *args, **kwargs)
+
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+for _name in ("sacct", "task_sacct", "rows_per_index", "jobs_named", "debug", "cleanup"):
+    setattr(SiteE2E, _name, _on_site(getattr(E2E, _name)))
+
+
+@pytest.fixture(scope="session")
+def site_cluster() -> None:
+    """Fail (CI=true) or skip unless the site cluster answers sinfo and sacct."""
+    if not Path(SITE_CONF).is_file():
+        problem: str | None = f"{SITE_CONF} does not exist"
+    else:
+        with _SiteConf():
+            problem = _cluster_problem()
+    if problem is not None:
+        skip_unless_ci(
+            f"site Slurm cluster not reachable: {problem}. "
+            "Start it with `docker-cluster/cluster.sh up` (as root)."
+        )
+
+
+@pytest.fixture
+def site(request: pytest.FixtureRequest, tmp_path: Path, site_cluster: None) -> Iterable[SiteE2E]:
+    """Like ``e2e``, on the site cluster (docker-cluster/site/README.md)."""
+    short = re.sub(r"[^A-Za-z0-9]+", "_", request.node.name)[:24].strip("_")
+    sandbox = SiteE2E(tmp_path, f"site_{short}_{uuid.uuid4().hex[:6]}")
     yield sandbox
     sandbox.cleanup()

@@ -15,23 +15,55 @@ from functools import cached_property
 from pathlib import Path
 from typing import TextIO
 
+from slurm_escalate.core.chain import Chain
 from slurm_escalate.engine.submitter import Clock
 from slurm_escalate.errors import UsageError
-from slurm_escalate.slurm.client import SlurmClient, SlurmCommands
+from slurm_escalate.sbatch.args import JobRequest, effective, make_request
+from slurm_escalate.slurm.client import CLUSTER_NAME_RE, SlurmClient, SlurmCommands
 from slurm_escalate.state.store import ChainStore, default_home, new_chain_id
 
 SBATCH_TIMEOUT_ENV = "SLURM_ESCALATE_SBATCH_TIMEOUT"
 
 
-def default_client(environ: Mapping[str, str]) -> SlurmClient:
-    """The real client; SLURM_ESCALATE_SBATCH_TIMEOUT (seconds) bounds each sbatch call."""
+def default_client(environ: Mapping[str, str], clusters: str | None = None) -> SlurmClient:
+    """The real client; SLURM_ESCALATE_SBATCH_TIMEOUT (seconds) bounds each sbatch call.
+    ``clusters``: the chain's ``-M``, carried by every sacct, squeue, scancel and scontrol."""
     raw = environ.get(SBATCH_TIMEOUT_ENV, "")
     try:
         timeout = float(raw) if raw else 120.0
     except ValueError:
         msg = f"{SBATCH_TIMEOUT_ENV}={raw!r} is not a number of seconds"
         raise UsageError(msg) from None
-    return SlurmCommands(submit_timeout=timeout)
+    return SlurmCommands(submit_timeout=timeout, clusters=clusters)
+
+
+def request_clusters(request: JobRequest) -> str | None:
+    """The cluster sbatch submits to (``-M``/``--clusters``, command line or #SBATCH), or None.
+
+    Only one cluster: with a list (or ``all``) sbatch picks one per submission, and one
+    job id could then name jobs of several clusters in every later sacct and scancel.
+    """
+    value = effective(request, "clusters")
+    if value is None:
+        return None
+    if not CLUSTER_NAME_RE.fullmatch(value) or value.lower() == "all":
+        raise UsageError(
+            f"--clusters/-M {value!r}: give exactly one cluster name "
+            "(a chain follows its jobs on one cluster)"
+        )
+    return value
+
+
+def chain_clusters(chain: Chain) -> str | None:
+    """The cluster of a stored chain's jobs: its sbatch options, or its script copy's #SBATCH."""
+    tokens = [*chain.sbatch_args, *([chain.script] if chain.script else []), *chain.script_args]
+    text = None
+    if chain.script:
+        try:
+            text = Path(chain.script_copy).read_text(encoding="utf-8") if chain.script_copy else ""
+        except OSError:
+            text = ""  # the copy is gone: the command line's -M still counts
+    return request_clusters(make_request(tokens, text))
 
 
 @dataclass
@@ -46,10 +78,11 @@ class Env:
     new_chain_id: Callable[[float], str] = new_chain_id
     cwd: Callable[[], str] = os.getcwd
 
-    def client(self) -> SlurmClient:
+    def client(self, clusters: str | None = None) -> SlurmClient:
+        """The Slurm client; ``clusters``: the one cluster of the chain's jobs (sbatch -M)."""
         if self.client_factory is not None:
             return self.client_factory()
-        return default_client(self.environ)
+        return default_client(self.environ, clusters)
 
     @cached_property
     def store(self) -> ChainStore:

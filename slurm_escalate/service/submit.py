@@ -18,12 +18,13 @@ from slurm_escalate.core.events import ChainSet
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.errors import UsageError
 from slurm_escalate.sbatch.plan import FinalSubmission, finalize, plan_first
-from slurm_escalate.service.env import Env
+from slurm_escalate.service.env import Env, chain_clusters, request_clusters
 from slurm_escalate.service.ops import exit_status
 from slurm_escalate.service.prepare import (
     ChainCopy,
     Prepared,
     SubmitOptions,
+    build_request,
     chain_copies,
     create_chain,
     make_monitor,
@@ -101,9 +102,11 @@ def submit(
 ) -> DryRun | Outcome:
     """Validate, create the chain, submit the first attempt, then monitor (or detach)."""
     opts, tokens = inp.options, list(inp.tokens)
-    client = env.client()
-    store = env.store
     cwd = env.cwd()
+    # sbatch -M: every later Slurm call of the chain goes to that cluster (a usage error
+    # for a list of clusters, before anything is submitted)
+    client = env.client(request_clusters(build_request(tokens, cwd)))
+    store = env.store
     prepared = prepare(tokens, opts, client, cwd)
     now = env.clock.now()
     chain_id = env.new_chain_id(now)
@@ -151,7 +154,7 @@ def resume(env: Env, inp: ResumeInput, view: MonitorView) -> Outcome:
         polls.max_poll = max(inp.max_poll, polls.min_poll or chain.min_poll)
     if chain.state is not ChainState.RUNNING:
         return Outcome(chain.chain_id, exit_status(chain.state), final=chain)
-    client = env.client()
+    client = env.client(chain_clusters(chain))
     prepared = reload(chain, store, client)
     log_path = str(store.log_path(chain.chain_id))
     monitor = make_monitor(chain, prepared, store, client, env.environ, clock=env.clock)

@@ -11,6 +11,9 @@ The rules of the real client:
   poll costs one round trip to slurmdbd.
 * Read-only calls (sacct, scontrol) do not retry either; the poll loop simply
   asks again next round.
+* With ``clusters`` (the chain's ``sbatch -M/--clusters``), every sacct, squeue,
+  scancel and scontrol call carries ``--clusters=<name>``: the jobs live there.
+  sbatch gets it from the user's own arguments (or ``#SBATCH -M``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from slurm_escalate.slurm.parse import (
     SacctReader,
     parse_cluster_limits,
     parse_job_comments,
+    parse_job_tokens,
     parse_partitions,
     parse_sbatch_parsable,
 )
@@ -38,6 +42,8 @@ from slurm_escalate.slurm.runner import CommandResult, CommandRunner, Subprocess
 # What may go into --jobs=/scancel: a job id, or one task of an array. Anything
 # else (a comma, a space, a leading '-') would change the command's meaning.
 _JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
+# One cluster name: a list or "all" would let one job id name jobs of several clusters.
+CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class SlurmClient(Protocol):
@@ -101,7 +107,13 @@ class SlurmCommands:
         submit_timeout: float = 120.0,
         query_timeout: float = 120.0,
         control_timeout: float = 30.0,
+        clusters: str | None = None,
     ) -> None:
+        if clusters is not None and (
+            not CLUSTER_NAME_RE.fullmatch(clusters) or clusters.lower() == "all"
+        ):
+            raise ValueError(f"not one Slurm cluster name: {clusters!r}")
+        self.clusters = clusters
         self.runner: CommandRunner = runner if runner is not None else SubprocessRunner()
         self.submit_timeout = submit_timeout
         self.query_timeout = query_timeout
@@ -149,7 +161,7 @@ class SlurmCommands:
         if not ids:
             return []
         argv = [
-            "sacct",
+            *self._command("sacct"),
             "--noheader",
             "--parsable2",
             f"--format={','.join(SACCT_FIELDS)}",
@@ -168,26 +180,38 @@ class SlurmCommands:
 
         Used only when resuming, to learn whether an interrupted sbatch went
         through. Looks in accounting (sacct, from ``since``) and in the
-        controller (squeue), since a cluster may not store comments in accounting.
+        controller (squeue). Accounting keeps comments only where the site sets
+        ``AccountingStoreFlags=job_comment`` (Slurm's default does not), and the
+        controller forgets a job MinJobAge after it ended; sacct's SubmitLine
+        keeps the ``--comment=<token>`` argument everywhere, so it is searched too
+        (last in the format: it may contain ``|``).
         """
         user = str(os.getuid())
         start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))
         env = query_env()
         found: dict[str, str] = {}
         sacct = [
-            "sacct",
+            *self._command("sacct"),
             "--noheader",
             "--parsable2",
             "--allocations",
-            "--format=JobID,Comment",
+            "--format=JobID,Comment,SubmitLine",
             f"--starttime={start}",
             f"--user={user}",
         ]
-        squeue = ["squeue", "--noheader", f"--user={user}", "--format=%F|%k", "--states=all"]
-        for argv in (sacct, squeue):
-            result = self.runner.run(argv, timeout=self.query_timeout, env=env)
-            _check(result)
-            found.update(parse_job_comments(result.stdout, prefix))
+        squeue = [
+            *self._command("squeue"),
+            "--noheader",
+            f"--user={user}",
+            "--format=%F|%k",
+            "--states=all",
+        ]
+        result = self.runner.run(sacct, timeout=self.query_timeout, env=env)
+        _check(result)
+        found.update(parse_job_tokens(result.stdout, prefix))
+        result = self.runner.run(squeue, timeout=self.query_timeout, env=env)
+        _check(result)
+        found.update(parse_job_comments(result.stdout, prefix))
         return found
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -196,17 +220,18 @@ class SlurmCommands:
         ids = _checked_ids(job_ids)
         if not ids:
             return
-        _check(self.runner.run(["scancel", *ids], timeout=self.control_timeout))
+        _check(self.runner.run([*self._command("scancel"), *ids], timeout=self.control_timeout))
 
     def partitions(self) -> dict[str, PartitionInfo]:
         """Partitions by name, including hidden ones (``--all``) a user may still use."""
+        scontrol = self._command("scontrol")
         part = self.runner.run(
-            ["scontrol", "--all", "--oneliner", "show", "partition"],
+            [*scontrol, "--all", "--oneliner", "show", "partition"],
             timeout=self.control_timeout,
         )
         _check(part)
         node = self.runner.run(
-            ["scontrol", "--all", "--oneliner", "show", "node"], timeout=self.control_timeout
+            [*scontrol, "--all", "--oneliner", "show", "node"], timeout=self.control_timeout
         )
         _check(node)
         return parse_partitions(part.stdout, node.stdout)
@@ -214,10 +239,16 @@ class SlurmCommands:
     def limits(self) -> ClusterLimits:
         """Array limits from ``scontrol show config``, fetched once per client."""
         if self._limits is None:
-            result = self.runner.run(["scontrol", "show", "config"], timeout=self.control_timeout)
+            result = self.runner.run(
+                [*self._command("scontrol"), "show", "config"], timeout=self.control_timeout
+            )
             _check(result)
             self._limits = parse_cluster_limits(result.stdout)
         return self._limits
+
+    def _command(self, name: str) -> list[str]:
+        """A Slurm command's name, with ``--clusters`` when the chain runs on another cluster."""
+        return [name] if self.clusters is None else [name, f"--clusters={self.clusters}"]
 
 
 def _conforms(client: SlurmCommands) -> SlurmClient:

@@ -20,9 +20,11 @@ import pytest
 import slurm_escalate
 from slurm_escalate import testing
 from slurm_escalate.core.models import ClusterLimits, SlurmState
-from slurm_escalate.errors import SlurmCommandError, SlurmParseError
+from slurm_escalate.errors import SlurmCommandError, SlurmParseError, UsageError
+from slurm_escalate.sbatch.args import make_request
+from slurm_escalate.service.env import Env, request_clusters
 from slurm_escalate.slurm.client import SlurmClient, SlurmCommands
-from slurm_escalate.slurm.parse import SACCT_FIELDS
+from slurm_escalate.slurm.parse import SACCT_FIELDS, parse_job_tokens
 from slurm_escalate.slurm.runner import CommandResult, SubprocessRunner, lines_of
 
 DATA = Path(__file__).parent / "data"
@@ -417,3 +419,165 @@ def test_run_lines_stops_the_command_when_the_reader_fails() -> None:
     script = "import time\nprint('first', flush=True)\ntime.sleep(30)"
     with pytest.raises(ValueError, match="cannot read 'first'"):
         SubprocessRunner().run_lines([sys.executable, "-c", script], reader, timeout=60)
+
+
+# --- finding a job by its token: Comment or SubmitLine (issue 11, site profile a) ----------
+
+CHAIN = "20261202-184500-abcd"
+PREFIX = f"slurm-escalate:{CHAIN}:"
+# Recorded with find_tokens' sacct command (``--format=JobID,Comment,SubmitLine``, SubmitLine
+# last) on Slurm 22.05.8. The "site" cluster (docker-cluster/site/: no AccountingStoreFlags)
+# keeps no comment; its SubmitLine is sbatch's arguments joined by spaces, not re-quoted, so a
+# job name "a|b c", the script path "/tmp/c1/my job.sh" and the arguments 'x y' 'p|q' '"quoted"'
+# "it's" come out as below. Job 25 gave its own --comment, with a '|', and a --wrap that merely
+# mentions a token; 26 is seq 10 (not to be taken for seq 1).
+SACCT_TOKENS_SITE = """\
+25||sbatch --parsable --comment=my|own --comment=x -o /dev/null --wrap echo "--comment=slurm-escalate:20261202-184500-abcd:9"
+26||sbatch --parsable --comment=slurm-escalate:20261202-184500-abcd:10 -o /dev/null --wrap true
+24_[0-1]||sbatch --parsable --job-name=a|b c --comment=slurm-escalate:20261202-184500-abcd:1 --array=0-1 -o /dev/null /tmp/c1/my job.sh x y p|q "quoted" it's
+"""  # noqa: E501
+# The same command on the host cluster (AccountingStoreFlags=job_comment): Comment is stored;
+# 24673's own comment holds a '|'.
+SACCT_TOKENS_HOST = """\
+24672|slurm-escalate:20261202-184500-abcd:2|sbatch --parsable -p devel --comment=slurm-escalate:20261202-184500-abcd:2 -o /dev/null --wrap true
+24673|a|b|sbatch --parsable -p devel --comment=a|b -o /dev/null --wrap true
+"""  # noqa: E501
+
+
+def test_tokens_are_found_in_submit_line_where_accounting_keeps_no_comment() -> None:
+    assert parse_job_tokens(SACCT_TOKENS_SITE, PREFIX) == {f"{PREFIX}10": "26", f"{PREFIX}1": "24"}
+
+
+def test_tokens_are_found_in_comment_and_submit_line_alike() -> None:
+    assert parse_job_tokens(SACCT_TOKENS_HOST, PREFIX) == {f"{PREFIX}2": "24672"}
+    comment_only = f"31_4|{PREFIX}5|\n"  # a release or site without SubmitLine
+    assert parse_job_tokens(comment_only, PREFIX) == {f"{PREFIX}5": "31"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"40||sbatch --comment={PREFIX}1x",  # not the prefix of a token: a different token
+        f"40||sbatch --job-name=--comment={PREFIX}1 job.sh",  # not an argument of its own
+        f"40||sbatch job.sh --comment-{PREFIX}1",
+        "40||sbatch --comment=slurm-escalate:other-chain:1 job.sh",
+        f"40.batch||sbatch --comment={PREFIX}7",  # a step row is still job 40 ...
+        f"--comment={PREFIX}1 continued|x|y",  # ... but a line of a multi-line SubmitLine is not
+        f"abc||sbatch --comment={PREFIX}1",
+    ],
+)
+def test_what_is_not_our_token(line: str) -> None:
+    found = parse_job_tokens(line + "\n", PREFIX)
+    assert f"{PREFIX}1" not in found
+    if line.startswith("40.batch"):
+        assert found == {f"{PREFIX}7": "40"}
+
+
+def test_the_first_row_of_a_token_names_the_job() -> None:
+    text = f"50_0||sbatch --comment={PREFIX}3 a.sh\n50_1||sbatch --comment={PREFIX}3 a.sh\n"
+    assert parse_job_tokens(text, PREFIX) == {f"{PREFIX}3": "50"}
+
+
+def test_find_tokens_asks_sacct_for_submit_line_last_and_squeue() -> None:
+    squeue_out = f"26|{PREFIX}10\n77|{PREFIX}4\n78|(null)\n"
+    runner = FakeRunner({"sacct": ok(SACCT_TOKENS_SITE), "squeue": ok(squeue_out)})
+    found = SlurmCommands(runner).find_tokens(PREFIX, 1_700_000_000.0)
+    assert found == {f"{PREFIX}10": "26", f"{PREFIX}1": "24", f"{PREFIX}4": "77"}
+    sacct, squeue = runner.calls
+    assert sacct.argv[:5] == (
+        "sacct",
+        "--noheader",
+        "--parsable2",
+        "--allocations",
+        "--format=JobID,Comment,SubmitLine",
+    )
+    assert sacct.argv[5].startswith("--starttime=") and sacct.argv[6] == f"--user={os.getuid()}"
+    assert squeue.argv == (
+        "squeue",
+        "--noheader",
+        f"--user={os.getuid()}",
+        "--format=%F|%k",
+        "--states=all",
+    )
+
+
+# --- sbatch -M / --clusters: every other call follows the chain there (site profile e) ----
+
+
+def test_every_call_carries_the_chains_cluster() -> None:
+    config = (DATA / "scontrol_config.txt").read_text()
+    runner = FakeRunner({"sbatch": ok("63;site\n"), "scontrol": ok(config)})
+    client = SlurmCommands(runner, clusters="site")
+
+    assert client.submit(["-M", "site", "job.sh"]) == "63"  # sbatch: the user's own -M
+    client.query(["63"])
+    client.find_tokens(PREFIX, 0.0)
+    client.cancel(["63_1"])
+    client.limits()
+    runner.replies["scontrol"] = ok("")
+    client.partitions()
+
+    argvs = [c.argv for c in runner.calls]
+    assert argvs[0] == ("sbatch", "--parsable", "-M", "site", "job.sh")
+    assert [a[:2] for a in argvs[1:]] == [
+        ("sacct", "--clusters=site"),
+        ("sacct", "--clusters=site"),
+        ("squeue", "--clusters=site"),
+        ("scancel", "--clusters=site"),
+        ("scontrol", "--clusters=site"),
+        ("scontrol", "--clusters=site"),
+        ("scontrol", "--clusters=site"),
+    ]
+    assert argvs[1] == ("sacct", "--clusters=site", *SACCT_PREFIX[1:], "--jobs=63")
+    assert argvs[4] == ("scancel", "--clusters=site", "63_1")
+    assert argvs[5] == ("scontrol", "--clusters=site", "show", "config")
+    assert argvs[6][2:] == ("--all", "--oneliner", "show", "partition")
+    assert argvs[7][2:] == ("--all", "--oneliner", "show", "node")
+
+
+def test_without_a_cluster_no_call_names_one() -> None:
+    runner = FakeRunner()
+    client = SlurmCommands(runner)
+    client.query(["63"])
+    client.find_tokens(PREFIX, 0.0)
+    client.cancel(["63"])
+    assert not any(a.startswith(("--clusters", "-M")) for c in runner.calls for a in c.argv)
+
+
+@pytest.mark.parametrize("bad", ["a,b", "all", "ALL", "", "-x", "a b", "--jobs=1"])
+def test_the_client_takes_exactly_one_cluster_name(bad: str) -> None:
+    with pytest.raises(ValueError, match="not one Slurm cluster name"):
+        SlurmCommands(FakeRunner(), clusters=bad)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "script", "expected"),
+    [
+        (["job.sh"], "#!/bin/bash\ntrue\n", None),
+        (["-M", "site", "job.sh"], "#!/bin/bash\n", "site"),
+        (["-Msite", "job.sh"], "#!/bin/bash\n", "site"),
+        (["--clusters=site", "job.sh"], "#!/bin/bash\n", "site"),
+        (["--clusters", "site", "job.sh"], "#!/bin/bash\n", "site"),
+        (["job.sh"], "#!/bin/bash\n#SBATCH -M site\ntrue\n", "site"),
+        (["-M", "other", "job.sh"], "#!/bin/bash\n#SBATCH -M site\n", "other"),  # like sbatch
+        (["-M", "site", "--wrap", "true"], None, "site"),
+    ],
+)
+def test_the_chains_cluster_comes_from_its_sbatch_options(
+    tokens: list[str], script: str | None, expected: str | None
+) -> None:
+    assert request_clusters(make_request(tokens, script)) == expected
+
+
+@pytest.mark.parametrize("value", ["a,b", "all", "site,escalate"])
+def test_a_list_of_clusters_is_a_usage_error(value: str) -> None:
+    with pytest.raises(UsageError, match="give exactly one cluster name") as info:
+        request_clusters(make_request(["-M", value, "job.sh"], "#!/bin/bash\n"))
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+
+
+def test_the_real_client_of_a_command_gets_the_cluster() -> None:
+    client = Env(environ={}).client("site")
+    assert isinstance(client, SlurmCommands) and client.clusters == "site"
+    assert isinstance(Env(environ={}).client(), SlurmCommands)
+    assert Env(environ={}).client().clusters is None  # type: ignore[attr-defined]
