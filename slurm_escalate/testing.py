@@ -148,6 +148,11 @@ class FakeSlurm:
                 own = index if index is None else index + job.offset  # what the task sees
                 if job.polls_seen <= self.run_polls:
                     state, code = SlurmState.RUNNING, "0:0"
+                    if self.detail is not None:  # a run keeps its Start (else: a requeue)
+                        start = self.detail(own, job.level, job.attempt).get("start")
+                        if start is not None:
+                            records.append(_record(job_id, index, state, code, start=start))
+                            continue
                 else:
                     state, code = self.outcome(own, job.level, job.attempt)
                     if self.detail is not None:

@@ -52,6 +52,7 @@ class Attempt(msgspec.Struct, omit_defaults=True, gc=False):  # scalars only: no
     timelimit_s: int | None = None
     slot: int | None = None  # the array index Slurm ran it under, when not the task's own
     skipped: str | None = None  # why the next attempt skipped rungs of the ladder
+    requeues: int = 0  # times Slurm itself requeued this attempt (seen PENDING after RUNNING)
 
 
 class TaskStatus(msgspec.Struct, omit_defaults=True):
@@ -95,6 +96,20 @@ class Submission(msgspec.Struct, omit_defaults=True):
     cpus: int = 1  # cores per task, for core-hour accounting (--cpus-per-task, else 1)
     token: str | None = None  # --comment carried on the job, to find it after a crash
     offset: int = 0  # >0: each task ran as array index ``index - offset`` (see pieces.py)
+    # Refused by a limit that lifts by itself (MaxSubmitJobsPerUser, ...): which one,
+    # and when the next try is due. Its tasks wait (state RETRY), they never fail for it.
+    limit: str | None = None
+    retry_at: float | None = None
+
+
+class LimitWait(msgspec.Struct, omit_defaults=True):
+    """Resubmissions at one level that wait for a limit to lift (see ``limit_waits``)."""
+
+    level: int
+    limit: str  # e.g. QOSMaxSubmitJobPerUserLimit
+    refusals: int  # consecutive refusals by a limit at this level
+    retry_at: float  # the next try is due then
+    since: float  # intent time of the first of these refusals
 
 
 @dataclass
@@ -157,6 +172,33 @@ class Chain:
         if all(t.state is TaskState.COMPLETED for t in self.tasks):
             return ChainState.COMPLETED
         return ChainState.FAILED
+
+
+def limit_waits(chain: Chain) -> list[LimitWait]:
+    """Levels whose last resubmission was refused by a limit: their tasks wait, by level.
+
+    Derived from the submissions alone, so a resumed monitor, ``status`` and the
+    submitter see the same waiting (and the same backoff) as the monitor that
+    was refused. A submission at the level that went through, or was refused
+    for good, ends its wait.
+    """
+    if chain.state is not ChainState.RUNNING:
+        return []
+    waits: dict[int, LimitWait] = {}
+    for sub in chain.submissions:
+        if sub.status is SubmissionStatus.REFUSED and sub.limit and sub.retry_at is not None:
+            last = waits.get(sub.level)
+            waits[sub.level] = LimitWait(
+                level=sub.level,
+                limit=sub.limit,
+                refusals=(last.refusals if last else 0) + 1,
+                retry_at=sub.retry_at,
+                since=last.since if last else sub.intent_at,
+            )
+        elif sub.status in (SubmissionStatus.SUBMITTED, SubmissionStatus.REFUSED):
+            waits.pop(sub.level, None)  # went through, or was refused for good
+        # INTENT and UNKNOWN are being tried or settled: they change nothing yet
+    return sorted(waits.values(), key=lambda w: w.level)
 
 
 # ``watch``'s per-level table counts tasks: for each level a task has run at, the

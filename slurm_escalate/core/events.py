@@ -11,7 +11,7 @@ Events are typed (msgspec structs, tagged by ``t``) and small:
 * ``owner``     a monitor took the chain (host, pid and its epoch);
 * ``intent``    a submission is about to run sbatch (recorded before it runs);
 * ``submitted`` sbatch returned a job id: every task of the submission gets an attempt;
-* ``sub``       a submission was refused or its fate is unknown;
+* ``sub``       a submission was refused (by a limit: when to try again) or its fate is unknown;
 * ``tasks``     fields of many tasks changed the same way: one index spec, the
   values all tasks share once, and per-task columns only for what differs
   (1,000 completions of one array make one short line);
@@ -51,6 +51,7 @@ ATTEMPT_FIELDS = frozenset(
         "req_mem",
         "timelimit_s",
         "skipped",
+        "requeues",
     }
 )
 _ENUMS: dict[str, Any] = {"state": TaskState}
@@ -87,6 +88,8 @@ class SubFailed(msgspec.Struct, tag="sub", tag_field="t", omit_defaults=True):
     seq: int
     status: SubmissionStatus
     error: str | None = None
+    limit: str | None = None  # refused by a limit that lifts by itself: its tasks wait ...
+    retry_at: float | None = None  # ... until then
 
 
 class Tasks(msgspec.Struct, tag="tasks", tag_field="t", omit_defaults=True):
@@ -152,6 +155,7 @@ def apply(chain: Chain, event: Event) -> None:
         sub.status = event.status
         if event.error is not None:
             sub.error = event.error
+        sub.limit, sub.retry_at = event.limit, event.retry_at
     elif isinstance(event, ChainSet):
         if event.state is not None:
             chain.state = event.state

@@ -44,7 +44,23 @@ VANISHED_REASON = "vanished from sacct while pending (cancelled before it starte
 
 UNEXPLAINED = frozenset({SlurmState.UNKNOWN, SlurmState.REVOKED, SlurmState.SPECIAL_EXIT})
 RUNNING_STATES = frozenset({SlurmState.RUNNING, SlurmState.COMPLETING, SlurmState.SUSPENDED})
+# A task seen running that shows one of these has been put back in the queue by Slurm.
+REQUEUE_STATES = frozenset(
+    {
+        SlurmState.PENDING,
+        SlurmState.REQUEUED,
+        SlurmState.REQUEUE_HOLD,
+        SlurmState.REQUEUE_FED,
+    }
+)
 SKIPPABLE = frozenset({FailureKind.OUT_OF_MEMORY, FailureKind.TIMEOUT, FailureKind.DEADLINE})
+
+# A job preempted with PreemptMode=REQUEUE shows PREEMPTED in sacct for a few seconds
+# before Slurm requeues it under the same job id (PENDING again); with JobRequeue=1 a
+# NODE_FAIL is requeued alike. Such an end is believed only when it still stands this
+# long after it happened, so a task Slurm reruns by itself is never also resubmitted.
+MAY_REQUEUE = frozenset({SlurmState.PREEMPTED, SlurmState.NODE_FAIL})
+REQUEUE_GRACE_S = 120.0
 
 Index = int | None
 Absent = Mapping[Index, tuple[int, float]]  # index -> (polls missing in a row, since when)
@@ -57,6 +73,7 @@ class NoteKind(str, Enum):
     RETRY = "RETRY"  # one line per failure
     FINAL = "FINAL"  # FAILED, EXHAUSTED, CANCELLED: one line each
     UNKNOWN = "UNKNOWN"  # cause unknown, the recovery hook is asked
+    REQUEUED = "REQUEUED"  # Slurm itself put a running task back in the queue
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class StepInput:
     now: float
     absent: Absent = field(default_factory=dict)
     blocked: frozenset[Index] = frozenset()  # in a submission still in doubt: not resubmitted
+    starts: Mapping[Index, str] = field(default_factory=dict)  # running tasks' Start, last poll
 
 
 @dataclass
@@ -86,6 +104,7 @@ class StepResult:
     unknown: list[Index] = field(default_factory=list)  # for the recovery hook
     deadlines: list[float] = field(default_factory=list)  # when running tasks hit their limit
     absent: dict[Index, tuple[int, float]] = field(default_factory=dict)
+    starts: dict[Index, str] = field(default_factory=dict)  # for the next poll's StepInput
     notes: list[Note] = field(default_factory=list)
 
     @property
@@ -96,6 +115,7 @@ class StepResult:
 def step(chain: Chain, records: Sequence[TaskRecord], given: StepInput) -> StepResult:
     """Judge one poll's records; the chain is read, never changed."""
     run = _Step(chain, given)
+    run.out.starts = dict(given.starts)
     by_key = {(r.array_job_id, r.index): r for r in records}
     # Only task rows make an array visible: for its first seconds sacct shows a new
     # array under its bare id alone ("569|PENDING"), before the tasks are split out.
@@ -158,20 +178,55 @@ class _Step:
             self.patch(task, {"state": TaskState.CANCELLED, "reason": VANISHED_REASON})
         self.out.notes.append(Note(NoteKind.FINAL, name, f"CANCELLED: {VANISHED_REASON}"))
 
+    def requeued(self, task: TaskStatus, record: TaskRecord, running: bool) -> bool:
+        """Whether Slurm requeued the attempt since the last poll (``JobRequeue``,
+        ``scontrol requeue``, preemption with PreemptMode=REQUEUE).
+
+        Slurm reruns a requeued job under the same job id; sacct shows only its
+        newest run. So a requeue is seen as a task that ran and is pending again
+        (REQUEUED, then PENDING until its BeginTime), or, when that whole phase
+        fell between two polls, as a run with a Start other than the one seen
+        running before. The task is followed under its job id, never resubmitted.
+        """
+        job = record.job
+        seen = self.out.starts.pop(task.index, None)
+        if running and job.start:
+            self.out.starts[task.index] = job.start
+        if task.state is TaskState.RUNNING and job.state in REQUEUE_STATES:
+            return True
+        return seen is not None and job.start is not None and job.start != seen
+
     def observe(self, task: TaskStatus, record: TaskRecord) -> None:
         c = classify(record, self.policy)
         job = record.job
+        attempt = task.current
+        assert attempt is not None
+        running = job.state in RUNNING_STATES
+        requeues: dict[str, Any] = {}
+        if self.requeued(task, record, running):
+            requeues = {"a.requeues": attempt.requeues + 1}
+            self.out.notes.append(
+                Note(
+                    NoteKind.REQUEUED,
+                    task.task_job_id(attempt),
+                    f"was requeued by Slurm ({job.state_text}; requeue "
+                    f"{attempt.requeues + 1} of this attempt): followed under its job id, "
+                    "not resubmitted",
+                    task.level,
+                    attempt.job_id,
+                    task.index,
+                )
+            )
+        if job.state in MAY_REQUEUE and self.now - epoch(job.end or "") < REQUEUE_GRACE_S:
+            return  # Slurm may requeue it: judged once its end has stood REQUEUE_GRACE_S
         if c.kind is FailureKind.ACTIVE:
-            running = job.state in RUNNING_STATES
             if running and job.start and job.timelimit_s:
                 self.out.deadlines.append(epoch(job.start) + job.timelimit_s)
             new = TaskState.RUNNING if running else TaskState.PENDING
-            if new is not task.state:
-                self.patch(task, {"state": new})
+            if new is not task.state or requeues:
+                self.patch(task, {"state": new, **requeues})
             return
         self.learn_base(record)
-        attempt = task.current
-        assert attempt is not None
         decision = decide(c, self.progress(task, c), self.policy)
         assert decision is not None
         change: dict[str, Any] = {
@@ -189,6 +244,7 @@ class _Step:
             "a.skipped": decision.skipped,
             "exit_code": c.exit_code,
             "reason": decision.reason,
+            **requeues,
         }
         name = task.task_job_id(attempt)
         if job.state in UNEXPLAINED and self.policy.hooks.recovery_hook:

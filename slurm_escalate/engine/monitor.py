@@ -15,8 +15,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import msgspec
+
 from slurm_escalate.arrays.spec import compress
-from slurm_escalate.core.chain import Chain, TaskStatus
+from slurm_escalate.core.chain import Chain, LimitWait, TaskStatus
 from slurm_escalate.core.events import ChainSet
 from slurm_escalate.core.interval import next_poll_interval
 from slurm_escalate.core.models import ChainState, TaskState
@@ -63,6 +65,7 @@ class Monitor:
         self.hook_runner = hook_runner
         self._blocked: set[int | None] = set()
         self._absent: Absent = {}  # tasks missing from their visible array, across polls
+        self._starts: dict[int | None, str] = {}  # Start of running tasks: tells a requeue
         self._deadlines: list[float] = []
 
     @property
@@ -92,9 +95,11 @@ class Monitor:
         records = self.client.query(job_ids, lambda job, i: (job, i) in wanted) if job_ids else []
         now = self.clock.now()
         exhausted_before = {t.index for t in self.chain.tasks if t.state is TaskState.EXHAUSTED}
-        given = StepInput(self.policy, self.ctx.base, now, self._absent, frozenset(blocked))
+        given = StepInput(
+            self.policy, self.ctx.base, now, self._absent, frozenset(blocked), self._starts
+        )
         result = step(self.chain, records, given)
-        self._absent, self._deadlines = result.absent, result.deadlines
+        self._absent, self._deadlines, self._starts = result.absent, result.deadlines, result.starts
         if result.base is not None:
             self.ctx = replace(self.ctx, base=result.base)
             self.book.record(ChainSet(base=result.base))
@@ -142,7 +147,7 @@ class Monitor:
             for n in done:
                 self.log.info(f"task {n.task} {n.text}")
         for n in notes:
-            if n.kind is NoteKind.RETRY or n.kind is NoteKind.UNKNOWN:
+            if n.kind in (NoteKind.RETRY, NoteKind.UNKNOWN, NoteKind.REQUEUED):
                 self.log.warning(f"task {n.task} {n.text}")
             elif n.kind is NoteKind.FINAL:
                 self.log.error(f"task {n.task} {n.text}")
@@ -236,8 +241,12 @@ class Monitor:
             if self._blocked and not error:  # a submission waits for Slurm to answer
                 sub = next((s for s in self.chain.submissions if s.job_id is None), None)
                 error = f"submission in doubt: {sub.error if sub else 'Slurm unreachable'}"
+            waits = self.submitter.waiting() if self.chain.state is ChainState.RUNNING else {}
+            if waits:  # wake when the next try at a level a limit refused is due
+                due = min(w.retry_at for w in waits.values()) - self.clock.now()
+                interval = max(self.chain.min_poll, min(interval, due))
             self._persist()
-            self._beat(failures + bool(self._blocked), interval, error)
+            self._beat(failures + bool(self._blocked), interval, error, waiting=waits)
             if self.on_poll:
                 self.on_poll(self.chain, PollReport(changed, interval, failures))
             if self.chain.state is not ChainState.RUNNING:
@@ -246,7 +255,9 @@ class Monitor:
             if self.clock.wait(stop, interval):
                 break
         self.book.close()
-        self._beat(0, 0.0, None, stopped=True)  # the lease is free at once
+        # the lease is free at once; a chain left waiting for a limit still says so
+        waits = self.submitter.waiting() if self.chain.state is ChainState.RUNNING else {}
+        self._beat(0, 0.0, None, stopped=True, waiting=waits)
         return self.chain.state
 
     def _persist(self) -> None:
@@ -260,9 +271,14 @@ class Monitor:
             self.log.warning(f"cannot write the summary or snapshot: {e}")
 
     def _beat(
-        self, failures: int, interval: float, error: str | None, stopped: bool = False
+        self,
+        failures: int,
+        interval: float,
+        error: str | None,
+        stopped: bool = False,
+        waiting: dict[int, LimitWait] | None = None,
     ) -> None:
-        beat = {
+        beat: dict[str, object] = {
             "stopped": stopped,
             "at": self.clock.now(),
             "pid": os.getpid(),
@@ -271,6 +287,8 @@ class Monitor:
             "next_poll_s": round(interval, 1),
             "error": error,
         }
+        if waiting:  # what ``watch`` shows as "waiting: <limit>, next try in N s"
+            beat["waiting"] = [msgspec.structs.asdict(w) for w in waiting.values()]
         try:
             self.store.beat(self.chain.chain_id, beat)
         except EscalateError as e:  # a missed pulse must not stop the monitor

@@ -9,6 +9,7 @@ array that does not fit one submission goes in pieces (see pieces.py).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -18,7 +19,13 @@ from pathlib import Path
 from loguru import logger
 
 from slurm_escalate.arrays.spec import compress
-from slurm_escalate.core.chain import Submission, SubmissionStatus, TaskStatus
+from slurm_escalate.core.chain import (
+    LimitWait,
+    Submission,
+    SubmissionStatus,
+    TaskStatus,
+    limit_waits,
+)
 from slurm_escalate.core.events import ChainSet, Intent, SubFailed, Submitted, submission_indices
 from slurm_escalate.core.models import ChainState, TaskState
 from slurm_escalate.errors import EscalateError, SlurmCommandError, SlurmParseError
@@ -42,6 +49,41 @@ from slurm_escalate.state.store import ChainStore
 
 MAX_REFUSALS = 3  # consecutive refused resubmissions of one group before its tasks fail
 LOOKUP_SLACK_S = 300.0  # look for a token in jobs submitted from this long before the intent
+
+# Refusals that lift by themselves once jobs end: submit-count limits of a QOS or an
+# association (sbatch: error: QOSMaxSubmitJobPerUserLimit, AssocMaxSubmitJobLimit,
+# QOSGrpSubmitJobsLimit ...), and a controller that is full or busy (MaxJobCount:
+# "Resource temporarily unavailable"). Their tasks wait and are tried again with
+# backoff; they never fail for it. Any other named limit (QOSMaxWallDurationPerJobLimit
+# with DenyOnLimit, say) refuses this job for good and counts towards MAX_REFUSALS.
+_SUBMIT_LIMIT_RE = re.compile(r"\b(?:QOS|Assoc)\w*Submit\w*Limit\b")
+_OTHER_LIMIT_RE = re.compile(r"\b(?:QOS|Assoc)\w+Limit\b")
+_TEMPORARY = (
+    "Resource temporarily unavailable",
+    "temporarily unable to accept job",
+)
+_POLICY = "Job violates accounting/QOS policy"
+
+
+def limit_refusal(stderr: str) -> str | None:
+    """The limit that refused a submission, when it is one that lifts by itself; else None."""
+    found = _SUBMIT_LIMIT_RE.search(stderr)
+    if found:
+        return found.group(0)
+    if _OTHER_LIMIT_RE.search(stderr):
+        return None
+    for text in _TEMPORARY:
+        if text.lower() in stderr.lower():
+            return text
+    if _POLICY in stderr:
+        return "accounting/QOS policy (job submit limit)"
+    return None
+
+
+def limit_backoff(refusals: int, min_poll: float, max_poll: float) -> float:
+    """Seconds before the next try after ``refusals`` refusals in a row by a limit:
+    ``min_poll``, doubling each time, at most ``max_poll``."""
+    return min(max(min_poll, max_poll), min_poll * 2.0 ** min(max(refusals - 1, 0), 20))
 
 
 class _Unknown:
@@ -165,7 +207,17 @@ class Submitter:
                 self._record_submitted(sub, found, error=said)
                 return sub
             status = SubmissionStatus.REFUSED if found is None else SubmissionStatus.UNKNOWN
-            self.book.record(SubFailed(seq=sub.seq, status=status, error=said))
+            limit = limit_refusal(error.stderr or "") if found is None else None
+            retry_at = None
+            if limit is not None:
+                last = self.waiting().get(plan.level)
+                delay = limit_backoff(
+                    (last.refusals if last else 0) + 1, self.chain.min_poll, self.chain.max_poll
+                )
+                retry_at = self.clock.now() + delay
+            self.book.record(
+                SubFailed(seq=sub.seq, status=status, error=said, limit=limit, retry_at=retry_at)
+            )
             raise error from None
         crash_point("after-sbatch")
         self._record_submitted(sub, job_id)
@@ -271,22 +323,52 @@ class Submitter:
         if self.ctx.initial_job_id is None and self.chain.initial_job_id is not None:
             self.ctx = replace(self.ctx, initial_job_id=self.chain.initial_job_id)  # adopted
         triples = [(t.index, t.target_level, len(t.attempts) + 1) for t in retries]
+        now = self.clock.now()
         for (level, attempt), indices in group_retries(triples).items():  # type: ignore[arg-type]
+            wait = self.waiting().get(level)
+            if wait is not None and wait.retry_at > now:
+                continue  # a limit refused this level: not before its next try is due
             for plan in plan_group(self.ctx, level, attempt, indices):
                 try:
                     self._submit(plan)
                     self._refusals.pop((level, attempt), None)
                 except SlurmCommandError as e:
                     self._submission_failed(plan, e)
+                    if self.chain.submissions[-1].limit is not None:
+                        break  # the other pieces would be refused alike: they wait too
+                    continue
+                if wait is not None:
+                    self.log.info(
+                        f"resubmission at level {level} went through after "
+                        f"{wait.refusals} refusal(s) by {wait.limit} "
+                        f"({now - wait.since:.0f} s of waiting)"
+                    )
+                    wait = None
+
+    def waiting(self) -> dict[int, LimitWait]:
+        """Levels whose resubmissions wait for a limit to lift (from the chain's record)."""
+        return {w.level: w for w in limit_waits(self.chain)}
 
     def _submission_failed(self, plan: PlannedSubmission, e: SlurmCommandError) -> None:
         """A refused resubmission is tried again next poll, up to MAX_REFUSALS times.
 
-        One whose fate is unknown (sbatch timed out and Slurm could not be asked)
-        stays in doubt: ``reconcile`` settles it at the next poll.
+        One refused by a limit that lifts by itself (``limit_refusal``) waits
+        instead, as long as it takes: it is tried again with backoff
+        (``limit_backoff``) and its tasks never fail for it. One whose fate is
+        unknown (sbatch timed out and Slurm could not be asked) stays in doubt:
+        ``reconcile`` settles it at the next poll.
         """
+        sub = self.chain.submissions[-1]
+        if sub.limit is not None and sub.retry_at is not None:
+            n = len(plan.indices) if plan.indices is not None else 1
+            self.log.warning(
+                f"resubmission at level {plan.level} ({n} task(s)) refused by {sub.limit}: "
+                f"waiting, next try in {sub.retry_at - self.clock.now():.0f} s "
+                f"(sbatch said: {_last_line(e)})"
+            )
+            return
         self.log.warning(f"resubmission at level {plan.level} failed: {_last_line(e)}")
-        if self.chain.submissions[-1].status is SubmissionStatus.UNKNOWN:
+        if sub.status is SubmissionStatus.UNKNOWN:
             return
         key = (plan.level, plan.attempt)
         self._refusals[key] = self._refusals.get(key, 0) + 1

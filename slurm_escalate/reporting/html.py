@@ -115,6 +115,9 @@ def _chain(d: ReportData, now: float, detailed: bool) -> str:
         ("finished", escape(finished)),
         ("resubmissions", str(d.summary.resubmissions)),
     ]
+    requeued = markdown.requeued_text(d)
+    if requeued:
+        meta.append(("requeued by Slurm", escape(requeued)))
     parts = [
         f'<article class="chain" id="chain-{escape(d.chain_id)}">',
         f"<h1>Chain {escape(d.chain_id)}"

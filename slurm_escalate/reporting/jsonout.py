@@ -68,6 +68,7 @@ def _attempt(a: AttemptRow) -> dict[str, Any]:
         "cpus": a.cpus,
         "core_s": a.core_s,
         "skipped": a.skipped,
+        "requeues": a.requeues,
     }
 
 

@@ -64,7 +64,23 @@ def _header(data: ReportData) -> list[str]:
         f"- ladder: `{data.config}`" if data.config else "- ladder: built-in (doubling)",
         f"- created {fmt.when(data.created_at)}, finished {fmt.when(data.finished_at)}",
         f"- resubmissions: {data.summary.resubmissions}",
+        *([f"- requeued by Slurm: {line}"] if (line := requeued_text(data)) else []),
     ]
+
+
+def requeued_text(data: ReportData) -> str | None:
+    """Which attempts Slurm itself requeued (JobRequeue, ``scontrol requeue``, preemption
+    with PreemptMode=REQUEUE): it reran them under their job ids; none was resubmitted."""
+    rows = [a for t in data.tasks for a in t.attempts if a.requeues]
+    if not rows:
+        return None
+    total = sum(a.requeues for a in rows)
+    each = ", ".join(f"{a.job_id} ({a.requeues}x)" for a in rows[:20])
+    more = f", and {len(rows) - 20} more" if len(rows) > 20 else ""
+    return (
+        f"{total} requeue(s) of {len(rows)} attempt(s): {each}{more} "
+        "(Slurm reran them under their job ids; not resubmitted)"
+    )
 
 
 def submissions_table(data: ReportData) -> list[str]:

@@ -53,6 +53,7 @@ class AttemptRow:
     core_s: int  # elapsed_s x cpus (0 while unknown)
     submitted_at: float | None  # epoch seconds of the submission
     skipped: str | None = None  # why the next attempt skipped ladder rungs (escalation: skip)
+    requeues: int = 0  # times Slurm itself requeued this attempt (followed, not resubmitted)
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def _task_row(
                 core_s=(a.elapsed_s or 0) * cpus,
                 submitted_at=sub.submitted_at if sub else None,
                 skipped=a.skipped,
+                requeues=a.requeues,
             )
         )
     return TaskRow(

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from slurm_escalate.core.chain import Attempt, Chain, Headline, SubmissionStatus, TaskStatus
-from slurm_escalate.core.models import TaskState
+from slurm_escalate.core.chain import (
+    Attempt,
+    Chain,
+    Headline,
+    LimitWait,
+    SubmissionStatus,
+    TaskStatus,
+    limit_waits,
+)
+from slurm_escalate.core.models import ChainState, TaskState
 from slurm_escalate.state.journal import PROBLEM_STATES, Summary, summarize_chain
 
 _ORDER = [
@@ -40,6 +48,16 @@ def status_json(chain: Chain, log_file: str | None = None, monitor: Any = None) 
         "log_file": log_file,
         "monitor": monitor,
         "counts": {s.value: n for s, n in _counts(chain).items()},
+        "waiting": [
+            {
+                "level": w.level,
+                "limit": w.limit,
+                "refusals": w.refusals,
+                "since": _iso(w.since),
+                "retry_at": _iso(w.retry_at),
+            }
+            for w in limit_waits(chain)
+        ],
         "tasks": [_task_json(t) for t in chain.tasks],
         "submissions": [
             {
@@ -52,6 +70,7 @@ def status_json(chain: Chain, log_file: str | None = None, monitor: Any = None) 
                 "status": s.status.value,
                 "submitted_at": _iso(s.submitted_at),
                 "error": s.error,
+                "limit": s.limit,
             }
             for s in chain.submissions
         ],
@@ -84,6 +103,34 @@ def _iso(ts: float | None) -> str | None:
 def _counts(chain: Chain) -> dict[TaskState, int]:
     c = chain.counts()
     return {s: c[s] for s in _ORDER if c.get(s)}
+
+
+class WaitingSummary(Summary):
+    """A chain's summary and the levels whose resubmissions wait for a limit to lift
+    (from the monitor's heartbeat, or from the chain when it is loaded)."""
+
+    waiting: list[LimitWait] = []
+
+
+def with_waits(s: Summary, waits: Sequence[LimitWait]) -> Summary:
+    """``s``, telling ``summary_text`` which levels wait (when any do and the chain runs)."""
+    if not waits or s.state is not ChainState.RUNNING:
+        return s
+    return WaitingSummary(**msgspec.structs.asdict(s), waiting=list(waits))
+
+
+def waiting_lines(waits: Sequence[LimitWait], now: float) -> list[str]:
+    """One line per level whose resubmission waits for a limit to lift."""
+    out = []
+    for w in waits:
+        due = w.retry_at - now
+        when = f"next try in {due:.0f} s" if due > 0 else "next try at the next poll"
+        times = "once" if w.refusals == 1 else f"{w.refusals} times"
+        out.append(
+            f"waiting: {w.limit}, {when} (resubmission at level {w.level} refused {times}, "
+            f"for {clock_text(now - w.since)})"
+        )
+    return out
 
 
 def counts_line(chain: Chain) -> str:
@@ -127,6 +174,7 @@ def live_block(chain: Chain, now: float, next_poll: float | None) -> list[str]:
         f"  tasks {len(chain.tasks)}: {counts_line(chain)}",
         f"  levels  {levels_line(chain)}",
         f"  submissions {len(chain.submissions)} (resubmissions {resubmissions(chain)})",
+        *(f"  {line}" for line in waiting_lines(limit_waits(chain), now)),
     ]
 
 
@@ -143,6 +191,8 @@ def summary_text(s: Summary, now: float, log_file: str | None = None) -> str:
         f"chain {s.chain_id} {s.state.value} after {clock_text(end - s.created_at)}: "
         f"{s.tasks} task(s), {counts}; {s.resubmissions} resubmission(s)",
     ]
+    if isinstance(s, WaitingSummary):
+        lines.extend(f"  {line}" for line in waiting_lines(s.waiting, now))
     escalated = sum(c.get("COMPLETED", 0) for level, c in s.levels.items() if int(level) > 0)
     if escalated:
         lines.append(f"  {escalated} task(s) completed after escalation")

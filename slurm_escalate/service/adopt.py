@@ -45,6 +45,7 @@ from slurm_escalate.sbatch.args import _without, array_spec, load_request, make_
 from slurm_escalate.sbatch.args import requested_level as requested
 from slurm_escalate.sbatch.options import OptionSyntaxError, getopt
 from slurm_escalate.sbatch.plan import (
+    TOKEN_PREFIX,
     PlanContext,
     PlannedSubmission,
     cpus_at,
@@ -109,6 +110,9 @@ class Recovered:
     workdir: str
     script_text: str | None  # None: read the script the tokens name
     sources: tuple[str, ...] = field(default=())
+    # The job was submitted by a chain: its --comment token, dropped from ``tokens`` so
+    # that the adopting chain's resubmissions carry a token of their own.
+    old_token: str | None = None
 
 
 # ------------------------------------------------------------------ parsing
@@ -352,7 +356,30 @@ def recover(view: SlurmView, over: Overrides) -> Recovered:
     text = None if over.script or extra_command else view.batch_script
     sources.append("script text from slurmctld" if text else f"script read from {command[0]}")
     opts = _without(opts, DROPPED) if opts else []
-    return Recovered(tuple(opts + extra_opts + command), workdir, text, tuple(sources))
+    old = chain_token(opts)
+    if old is not None:
+        opts = _without(opts, {"comment"})
+        sources.append(
+            f"left out --comment={old} (chain {token_chain(old)}'s token): "
+            "resubmissions carry this chain's own"
+        )
+    return Recovered(tuple(opts + extra_opts + command), workdir, text, tuple(sources), old)
+
+
+def chain_token(opts: Sequence[str]) -> str | None:
+    """The ``--comment`` token a chain put on the job (``slurm-escalate:<chain>:<seq>``)."""
+    try:
+        items, _, _ = getopt(opts)
+    except OptionSyntaxError:
+        return None
+    values = [i.option.value or "" for i in items if i.option.name == "comment"]
+    last = values[-1] if values else ""
+    return last if last.startswith(TOKEN_PREFIX) and token_chain(last) else None
+
+
+def token_chain(token: str) -> str:
+    """The chain id in a token ``slurm-escalate:<chain>:<seq>``."""
+    return token[len(TOKEN_PREFIX) :].rpartition(":")[0]
 
 
 # --------------------------------------------------------------- diagnosing
@@ -511,6 +538,14 @@ def chain_of(store: ChainStore, job_id: str) -> str | None:
     return None
 
 
+def _belongs(job_id: str, chain_id: str, how: str = "") -> UsageError:
+    """One line: whose the job is, and the command that takes that chain over again."""
+    return UsageError(
+        f"job {job_id} already belongs to chain {chain_id}{how}: "
+        f"slurm-escalate resume {chain_id}"
+    )
+
+
 @dataclass(frozen=True)
 class AdoptInput:
     job_id: str
@@ -572,9 +607,7 @@ def adopt(
     store = env.store
     owner = chain_of(store, inp.job_id)
     if owner is not None:
-        raise UsageError(
-            f"job {inp.job_id} already belongs to chain {owner}: watch or resume that"
-        )
+        raise _belongs(inp.job_id, owner)
     client = env.client()
     view_ = fetch(client, inp.job_id)
     over = Overrides(
@@ -583,6 +616,9 @@ def adopt(
         inp.extra,
     )
     rec = recover(view_, over)
+    if rec.old_token is not None and token_chain(rec.old_token) in store.chain_ids():
+        # its sbatch was interrupted before the chain noted the job id: resume finds it
+        raise _belongs(inp.job_id, token_chain(rec.old_token), " (it carries its token)")
     prepared = prepare_adopted(rec, view_, opts, client)
     level = prepared.policy.start_level
     indices = prepared.indices if prepared.indices is not None else (None,)

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from loguru import logger
 
-from slurm_escalate.core.chain import Chain, Headline
+from slurm_escalate.core.chain import Chain, Headline, LimitWait, limit_waits
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.engine.submitter import LOOKUP_SLACK_S
 from slurm_escalate.errors import EscalateError, StateError, UsageError
+from slurm_escalate.reporting.summary import waiting_lines, with_waits
 from slurm_escalate.sbatch.plan import TOKEN_PREFIX
-from slurm_escalate.service.env import Env
+from slurm_escalate.service.env import Env, chain_clusters
 from slurm_escalate.service.ops import (
     Snapshot,
     cancel_plan,
@@ -80,14 +82,24 @@ def status(env: Env, inp: StatusInput) -> Status:
     if not inp.as_json:
         fresh = store.fresh_summary(chain_id)
         if fresh is not None:
-            return Status(fresh, None, log_path, now)
+            waits = beat_waits(store.heartbeat(chain_id))
+            return Status(with_waits(fresh, waits), None, log_path, now)
     chain = store.load(chain_id)
     monitor = None
     if inp.as_json:
         info = store.monitor_info(chain_id)
         if info is not None:
             monitor = {"host": info[0], "pid": info[1], "alive": store.monitor_alive(chain_id)}
-    return Status(summarize_chain(chain, now), chain, log_path, now, monitor)
+    summary = with_waits(summarize_chain(chain, now), limit_waits(chain))
+    return Status(summary, chain, log_path, now, monitor)
+
+
+def beat_waits(beat: dict[str, Any] | None) -> list[LimitWait]:
+    """The levels waiting for a limit, as the monitor's last heartbeat tells them."""
+    try:
+        return msgspec.convert((beat or {}).get("waiting") or [], list[LimitWait])
+    except msgspec.ValidationError:
+        return []
 
 
 # --------------------------------------------------------------------- list
@@ -206,7 +218,12 @@ def watch(
     try:
         while True:
             snap = _snapshot(store, chain_id, inp.events, loaded)
-            show(Frame(frame(snap, env.clock.now()), snap.key()))
+            now = env.clock.now()
+            lines = frame(snap, now)
+            if snap.summary.state is ChainState.RUNNING:  # below the monitor's line
+                waits = waiting_lines(beat_waits(snap.beat), now)
+                lines[3:3] = [f"  {line}" for line in waits]
+            show(Frame(lines, snap.key()))
             if inp.once or loaded.summary.state is not ChainState.RUNNING:
                 break
             if env.clock.wait(stop, inp.interval):
@@ -382,7 +399,7 @@ def cancel(env: Env, inp: CancelInput) -> Cancelled:
         chain = store.load(cid)
         if chain.state is not ChainState.RUNNING:
             return Cancelled(cid, already=chain.state)
-        client = env.client()
+        client = env.client(chain_clusters(chain))
         job_ids = list(dict.fromkeys(cancel_plan(chain).job_ids + _doubtful_jobs(client, chain)))
         if job_ids:
             client.cancel(job_ids)

@@ -22,6 +22,7 @@ OOM_LADDER = [
 NEEDS_400M = "use_memory 400 || exit 1"
 
 
+@pytest.mark.core
 @pytest.mark.timeout(600)
 def test_oom_escalates_to_next_level_and_completes(e2e):
     ladder = e2e.ladder(OOM_LADDER)
@@ -77,6 +78,7 @@ def test_oom_non_array_job_is_a_one_task_chain(e2e):
     assert text.returncode == 0 and r.chain_id in text.stdout, text.describe()
 
 
+@pytest.mark.core
 @pytest.mark.timeout(600)
 def test_code_error_is_not_retried(e2e):
     ladder = e2e.ladder(

@@ -66,6 +66,7 @@ def test_variable_job_example(e2e):
     assert "exits 3" in log and log.count("=== ") == 1, log
 
 
+@pytest.mark.core
 @pytest.mark.timeout(900)
 def test_checkpoint_example_resumes_after_timeout(e2e):
     # 21 units of 5 s: more than a 1-minute limit can hold even with Slurm's grace

@@ -12,6 +12,7 @@ parallel suite (see dev.sh).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -27,14 +28,41 @@ OOM_LADDER = [
 ]
 REAL_SBATCH = shutil.which("sbatch") or "/usr/bin/sbatch"
 CLUSTER = Path(__file__).resolve().parents[2] / "docker-cluster" / "cluster.sh"
+CHROOT = CLUSTER.with_name("chroot.sh")
+# In a chroot cluster of another release (docker-cluster/chroot.sh run sets both), the daemons
+# are named a24-slurmdbd etc. /proc is the host's, so `pkill -x slurmdbd` there would stop the
+# HOST's slurmdbd; and they are restarted the chroot's way (`chroot.sh start REL`, from inside).
+DAEMON_PREFIX = os.environ.get("SLURM_ESCALATE_TEST_DAEMON_PREFIX", "")
+CHROOT_RELEASE = os.environ.get("SLURM_ESCALATE_CHROOT_RELEASE", "")
+
+
+def _daemon(name: str) -> str:
+    """The command name of this cluster's daemon `name` (slurmdbd, slurmctld)."""
+    if Path("/.slurm-escalate-debootstrap").exists() and not (DAEMON_PREFIX and CHROOT_RELEASE):
+        pytest.fail(
+            "inside a chroot cluster without SLURM_ESCALATE_TEST_DAEMON_PREFIX and "
+            "SLURM_ESCALATE_CHROOT_RELEASE (run the tests through docker-cluster/chroot.sh run): "
+            f"stopping {name} would stop the host's",
+            pytrace=False,
+        )
+    return DAEMON_PREFIX + name
 
 
 def _running(name: str) -> bool:
-    return subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0
+    return subprocess.run(["pgrep", "-x", _daemon(name)], capture_output=True).returncode == 0
+
+
+def _stop(name: str) -> None:
+    subprocess.run(["pkill", "-x", _daemon(name)], check=True)
 
 
 def _restore_cluster() -> None:
-    subprocess.run(["bash", str(CLUSTER), "up"], capture_output=True, timeout=300, check=True)
+    if CHROOT_RELEASE:
+        argv = ["bash", str(CHROOT), "start", CHROOT_RELEASE]
+    else:
+        argv = ["bash", str(CLUSTER), "up"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"{' '.join(argv)} exited {p.returncode}:\n{p.stderr[-3000:]}"
 
 
 def _heartbeat(e2e, chain_id: str) -> dict:
@@ -63,9 +91,10 @@ def test_slurmctld_outage_during_a_resubmission(e2e):
     bin_dir = e2e.dir / "bin"
     bin_dir.mkdir()
     wrapper = bin_dir / "sbatch"
+    ctld = _daemon("slurmctld")
     wrapper.write_text(f"""#!/bin/bash
 n=$(( $(cat {e2e.dir}/calls 2>/dev/null || echo 0) + 1 )); echo $n > {e2e.dir}/calls
-if [ "$n" = 2 ]; then date +%s > {e2e.dir}/outage-start; pkill -x slurmctld; sleep 2; fi
+if [ "$n" = 2 ]; then date +%s > {e2e.dir}/outage-start; pkill -x {ctld}; sleep 2; fi
 exec {REAL_SBATCH} "$@"
 """)
     wrapper.chmod(0o755)
@@ -97,6 +126,7 @@ exec {REAL_SBATCH} "$@"
     assert "resubmission at level 1 failed" in log, log
 
 
+@pytest.mark.core
 def test_slurmdbd_outage_while_tasks_finish(e2e):
     script = e2e.job_script('sleep 15; case "$idx" in 1) use_memory 400 ;; esac')
     argv = e2e.chain_argv(
@@ -110,7 +140,7 @@ def test_slurmdbd_outage_while_tasks_finish(e2e):
         assert e2e.wait_until(
             lambda: any(t["state"] == "RUNNING" for t in e2e.status(chain_id)["tasks"]), 120
         )
-        subprocess.run(["pkill", "-x", "slurmdbd"], check=True)
+        _stop("slurmdbd")
         assert e2e.wait_until(lambda: not _running("slurmdbd"), 30)
         degraded = e2e.wait_until(lambda: _heartbeat(e2e, chain_id).get("failures"), 60)
         assert degraded, _heartbeat(e2e, chain_id)

@@ -8,6 +8,9 @@ runs out of memory must climb the ladder like any other.
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -20,6 +23,17 @@ INDICES = [0, 1999, 2000, 2001, 2002, 2999, 3000, 3001, 10499]
 ARGS = ["a b", "$(touch /tmp/pieces-pwned)", "ünï"]
 
 
+def _max_array_size() -> int:
+    """The cluster's own MaxArraySize (2001 on the test clusters, 1001 by Slurm's default)."""
+    out = subprocess.run(
+        ["scontrol", "show", "config"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.M)
+    assert found, out
+    return int(found.group(1))
+
+
+@pytest.mark.core
 @pytest.mark.timeout(900)
 def test_indices_above_max_array_size_keep_their_identity(e2e):
     ladder = e2e.ladder(LADDER)
@@ -40,14 +54,19 @@ def test_indices_above_max_array_size_keep_their_identity(e2e):
     assert sorted(tasks) == INDICES
     assert {t["state"] for t in tasks.values()} == {"COMPLETED"}, status
     assert (tasks[3001]["level"], tasks[3001]["attempts"]) == (1, 2)
-    # 0,1999,2000 | 2001,2002,2999 (+2000) | 3000,3001 (+3000) | 10499 (+10000) | the retry
-    assert [s["offset"] for s in status["submissions"]] == [0, 2000, 3000, 10000, 3000]
+    # MaxArraySize 2001: 0,1999,2000 | 2001,2002,2999 (+2000) | 3000,3001 (+3000) | 10499 (+10000)
+    # | the retry of 3001 (+3000). Blocks are the largest power of ten not above the limit.
+    limit = _max_array_size()
+    block = 10 ** (len(str(limit)) - 1)
+    offsets = sorted({0 if i < limit else i // block * block for i in INDICES})
+    retry = 0 if 3001 < limit else 3001 // block * block
+    assert [s["offset"] for s in status["submissions"]] == [*offsets, retry], limit
 
     for index in INDICES:
         log = (e2e.dir / f"{e2e.job_name}-{index}.out").read_text()
         assert f"task={index} " in log, log
         assert "".join(f"arg=[{a}]\n" for a in ARGS) in log, log
-        mapped = index >= 2001
+        mapped = index >= limit
         assert f"escalate_task_id={index if mapped else 'unset'}" in log, log
         (env,) = e2e.envs(index)[-1:]
         assert env["SLURM_ARRAY_TASK_ID"] == str(index)
@@ -56,7 +75,7 @@ def test_indices_above_max_array_size_keep_their_identity(e2e):
 
     # Slurm itself only ever saw in-range indices, one row per attempt.
     rows = e2e.rows_per_index()
-    assert max(rows) < 2001, rows
+    assert max(rows) < limit, rows
     assert sum(rows.values()) == len(INDICES) + 1, rows
     first, second = e2e.task_sacct(tasks[3001])
     assert (first.state, second.state) == ("OUT_OF_MEMORY", "COMPLETED")

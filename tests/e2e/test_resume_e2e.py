@@ -53,8 +53,10 @@ def _check_finished(e2e, chain_id: str) -> None:
 @pytest.mark.parametrize(
     "crash_at",
     [
-        "before-sbatch:2",  # intent of the first resubmission on disk, sbatch not run
-        "after-sbatch:2",  # the resubmission exists in Slurm, its job id is not recorded
+        # intent of the first resubmission on disk, sbatch not run
+        pytest.param("before-sbatch:2", marks=pytest.mark.core),
+        # the resubmission exists in Slurm, its job id is not recorded
+        pytest.param("after-sbatch:2", marks=pytest.mark.core),
         "after-record:2",  # recorded, killed right after
         "after-classify:1",  # tasks classified in memory only
         "mid-save:5",  # a whole file (summary, heartbeat) half written

@@ -29,6 +29,7 @@ print("held 400 MiB", flush=True)
 '"""
 
 
+@pytest.mark.core  # status --json and report --format json, on a real MaxRSS
 @pytest.mark.timeout(600)
 def test_skip_jumps_past_a_rung_that_measured_maxrss_rules_out(e2e):
     ladder = e2e.ladder(

@@ -321,6 +321,7 @@ class AdoptRunner:
         self.job, self.states, self.submit_line, self.known = job, states, submit_line, known
         self.uid = os.getuid() if uid is None else uid
         self.calls: list[tuple[str, ...]] = []
+        self.comment: str | None = None  # a --comment on the submit line
 
     def run(
         self,
@@ -339,7 +340,8 @@ class AdoptRunner:
                 return CommandResult(
                     a, 1, "", 'sacct: error: Invalid field requested: "SubmitLine"'
                 )
-            line = f"sbatch --array=0-{len(self.states) - 1} --job-name=cap job.sh in.txt"
+            comment = f" --comment={self.comment}" if self.comment else ""
+            line = f"sbatch --array=0-{len(self.states) - 1}{comment} --job-name=cap job.sh in.txt"
             return CommandResult(
                 a, 0, f"{self.job}_0|{self.uid}|2026-11-22T03:50:04|/w|{line}\n", ""
             )
@@ -455,9 +457,80 @@ def test_a_job_that_already_belongs_to_a_chain_is_not_adopted_twice(home, capsys
     assert code == 2
     assert err == (
         f"slurm-escalate: error: job 82 already belongs to chain {chain.chain_id}: "
-        "watch or resume that\n"
+        f"slurm-escalate resume {chain.chain_id}\n"
     )
     assert runner.calls == []  # found out before asking Slurm anything
+
+
+OLD_TOKEN = "slurm-escalate:20261101-090000-aaaa:2"
+
+
+def test_a_token_of_another_chain_is_left_out_of_the_recovered_line():
+    line = f"sbatch --parsable --array=0-1 --mem=150M --comment={OLD_TOKEN} job.sh in.txt"
+    rec = adopt.recover(view(submit_line=line), adopt.Overrides())
+    assert rec.tokens == ("--array=0-1", "--mem=150M", "job.sh", "in.txt")
+    assert rec.old_token == OLD_TOKEN
+    assert rec.sources[-1] == (
+        f"left out --comment={OLD_TOKEN} (chain 20261101-090000-aaaa's token): "
+        "resubmissions carry this chain's own"
+    )
+    # the user's own comment is theirs: it stays (and the chain then carries no token)
+    own = "sbatch --array=0-1 --comment=mine job.sh"
+    rec = adopt.recover(view(submit_line=own), adopt.Overrides())
+    assert "--comment=mine" in rec.tokens and rec.old_token is None
+
+
+def test_resubmissions_of_an_adopted_chains_job_carry_the_new_chains_token(home: Path):
+    def outcome(index, level, attempt):
+        if level == 0 and index == 1:
+            return SlurmState.OUT_OF_MEMORY, "0:125"
+        return SlurmState.COMPLETED, "0:0"
+
+    slurm = FakeSlurm(outcome, run_polls=0, next_id=300)
+    slurm.jobs["200"] = Job("200", [0, 1], 0, 2, [f"--comment={OLD_TOKEN}"], {})
+    v = view(
+        job_id="200",
+        records=records("200", [("COMPLETED", "0:0"), ("OUT_OF_MEMORY", "0:125")]),
+        submit_line=f"sbatch --parsable --array=0-1 --comment={OLD_TOKEN} job.sh in.txt",
+        batch_script=SCRIPT,
+        workdir=str(home),
+        submitted_at=1_700_000_000.0,
+    )
+    rec = adopt.recover(v, adopt.Overrides())
+    opts = app.SubmitOptions(config=str(home / "ladder.yaml"), min_poll=1)
+    prepared = adopt.prepare_adopted(rec, v, opts, slurm)
+    store = ChainStore()
+    chain = app.create_chain(prepared, opts, store, rec.workdir, 1_700_000_100.0)
+    monitor = app.make_monitor(chain, prepared, store, slurm, {}, clock=FastClock())
+    monitor.book.record(*adopt.record_original(chain, v, rec.tokens, 1))
+    monitor.poll_once()
+    new = slurm.jobs["300"]
+    assert new.indices == [1]
+    mine = f"--comment=slurm-escalate:{chain.chain_id}:2"
+    assert mine in new.args and not any(OLD_TOKEN in a for a in new.args)
+    assert monitor.chain.submissions[1].token == f"slurm-escalate:{chain.chain_id}:2"
+    # the old chain's lookups no longer find the adopted chain's jobs, and vice versa
+    assert slurm.find_tokens("slurm-escalate:20261101-090000-aaaa:", 0) == {OLD_TOKEN: "200"}
+    assert slurm.find_tokens(f"slurm-escalate:{chain.chain_id}:", 0) == {mine[10:]: "300"}
+
+
+def test_a_job_carrying_the_token_of_a_chain_here_is_not_adopted(home, capsys, monkeypatch):
+    (home / "job.sh").write_text(SCRIPT)
+    slurm = FakeSlurm(lambda *a: (SlurmState.COMPLETED, "0:0"))
+    v = adopt.SlurmView(job_id="83", records=records("83", [("OUT_OF_MEMORY", "0:125")]))
+    opts = app.SubmitOptions(config=str(home / "ladder.yaml"))
+    rec = adopt.recover(v, adopt.Overrides(script=str(home / "job.sh"), workdir=str(home)))
+    chain = app.create_chain(
+        adopt.prepare_adopted(rec, v, opts, slurm), opts, ChainStore(), str(home), 1.7e9
+    )  # a chain whose sbatch was interrupted before it noted the job id
+    runner = AdoptRunner("83", [("OUT_OF_MEMORY", "0:125")])
+    runner.comment = f"slurm-escalate:{chain.chain_id}:1"
+    code, _, err = run_adopt(capsys, runner, monkeypatch, "83", "--workdir", str(home))
+    assert code == 2
+    assert err == (
+        f"slurm-escalate: error: job 83 already belongs to chain {chain.chain_id} "
+        f"(it carries its token): slurm-escalate resume {chain.chain_id}\n"
+    )
 
 
 def test_memory_per_cpu_is_rebuilt_without_a_clashing_mem():

@@ -168,15 +168,17 @@ def test_refused_first_submission(tmp_path: Path) -> None:
 
 
 def test_refused_resubmission_is_retried_then_fails_the_tasks(tmp_path: Path) -> None:
+    """A refusal for good (not a limit that lifts: see test_submitter_limits.py)."""
+    refusal = "sbatch: error: Batch job submission failed: Invalid partition name specified"
     slurm = FakeSlurm(
         lambda i, lv, a: (SlurmState.OUT_OF_MEMORY, "0:125"),
-        refuse=lambda args: "QOSMaxSubmitJobPerUserLimit" if "--partition=day" in args else None,
+        refuse=lambda args: refusal if "--partition=day" in args else None,
     )
     monitor, _ = build(tmp_path, slurm, ["--array=0", "job.sh"])
     assert run(monitor) is ChainState.FAILED
     task = monitor.chain.task(0)
     assert task.state is TaskState.FAILED
-    assert "refused the resubmission 3 times: QOSMaxSubmitJobPerUserLimit" in task.reason
+    assert "refused the resubmission 3 times: sbatch: error: Batch job" in task.reason
     assert slurm.calls["sbatch"] == 4
 
 

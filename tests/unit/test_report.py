@@ -97,13 +97,17 @@ def mixed_chain(tmp_path: Path) -> tuple[Chain, ChainStore]:
     prepared = app.prepare(tokens, options, slurm, str(tmp_path))
     store = ChainStore(tmp_path / "state")
     chain = app.create_chain(prepared, options, store, str(tmp_path), 1_790_000_000.0)
+    # The monitor's clock stands after PLAN's sacct End times, as a real one does: a
+    # NODE_FAIL is believed only once its End is REQUEUE_GRACE_S old (core/step.py).
+    clock = FastClock()
+    clock.t = max(clock.t, T0.timestamp() + 86_400)
     monitor = app.make_monitor(
         chain,
         prepared,
         store,
         slurm,
         {"PATH": "/bin"},
-        clock=FastClock(),
+        clock=clock,
     )
     monitor.start()
     monitor.run(threading.Event())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 
+import msgspec
 import pytest
 
 from slurm_escalate.core.chain import Attempt, Chain, TaskStatus
@@ -19,6 +21,7 @@ from slurm_escalate.core.models import (
     TaskState,
 )
 from slurm_escalate.core.step import (
+    REQUEUE_GRACE_S,
     VANISHED_GRACE_S,
     NoteKind,
     StepInput,
@@ -80,7 +83,8 @@ TABLE = [
     ("PENDING", 0, 0, SlurmState.PENDING, "0:0", LADDER, "PENDING", None, False, None),
     ("PENDING", 0, 0, SlurmState.RUNNING, "0:0", LADDER, "RUNNING", None, False, None),
     ("RUNNING", 0, 0, SlurmState.RUNNING, "0:0", LADDER, "RUNNING", None, False, None),
-    ("RUNNING", 0, 0, SlurmState.REQUEUED, "0:0", LADDER, "PENDING", None, False, None),
+    ("RUNNING", 0, 0, SlurmState.REQUEUED, "0:0", LADDER, "PENDING", None, False, "REQUEUED"),
+    ("RUNNING", 0, 0, SlurmState.PENDING, "0:0", LADDER, "PENDING", None, False, "REQUEUED"),
     ("RUNNING", 0, 0, SlurmState.COMPLETED, "0:0", LADDER, "COMPLETED", None, False, "COMPLETED"),
     ("RUNNING", 0, 0, SlurmState.OUT_OF_MEMORY, "0:125", LADDER, "RETRY", 1, True, "RETRY"),
     ("RUNNING", 1, 0, SlurmState.TIMEOUT, "0:0", LADDER, "RETRY", 2, True, "RETRY"),
@@ -154,3 +158,89 @@ def test_without_a_ladder_the_base_is_learned_from_what_slurm_granted():
     result = step(chain, oom, StepInput(policy, Level(), NOW))
     assert result.base == Level(mem_mb=100, time_s=60)
     assert isinstance(group_patches(result.patches)[0], Tasks)
+
+
+# ---------------------------------------------------------- Slurm's own requeue
+
+
+def _at(state: SlurmState, start: str | None, code: str = "0:0") -> TaskRecord:
+    r = record(state, code)
+    return TaskRecord(r.array_job_id, r.index, msgspec.structs.replace(r.job, start=start))
+
+
+def _poll(chain: Chain, rec: TaskRecord, starts: dict) -> tuple[dict, list]:
+    result = step(chain, [rec], StepInput(LADDER, Level(), NOW, starts=starts))
+    for event in group_patches(result.patches):
+        apply(chain, event)
+    return result.starts, result.notes
+
+
+def test_a_task_slurm_requeues_is_followed_counted_once_and_never_resubmitted():
+    chain = chain_of(TaskState.PENDING)
+    starts: dict = {}
+    runs = [
+        _at(SlurmState.RUNNING, "2026-09-21T10:00:00"),
+        _at(SlurmState.RUNNING, "2026-09-21T10:00:00"),
+        _at(SlurmState.REQUEUED, "2026-09-21T10:00:00"),  # scontrol requeue
+        _at(SlurmState.PENDING, None),  # held until its BeginTime
+        _at(SlurmState.RUNNING, "2026-09-21T10:02:10"),  # the rerun, same job id
+        _at(SlurmState.COMPLETED, "2026-09-21T10:02:10"),
+    ]
+    kinds = []
+    for rec in runs:
+        starts, notes = _poll(chain, rec, starts)
+        kinds.append([n.kind for n in notes])
+    task = chain.tasks[0]
+    assert task.state is TaskState.COMPLETED and len(task.attempts) == 1
+    assert task.current is not None and task.current.requeues == 1
+    assert kinds == [[], [], [NoteKind.REQUEUED], [], [], [NoteKind.COMPLETED]]
+    assert "was requeued by Slurm (REQUEUED; requeue 1 of this attempt)" in str(
+        [n.text for n in _poll(chain_of(TaskState.RUNNING), runs[2], {})[1]]
+    )
+
+
+def test_a_requeue_between_two_polls_is_told_by_a_new_start():
+    chain = chain_of(TaskState.PENDING)
+    starts, _ = _poll(chain, _at(SlurmState.RUNNING, "2026-09-21T10:00:00"), {})
+    assert starts == {4: "2026-09-21T10:00:00"}
+    # requeued, pending and started again, all while the monitor slept
+    starts, notes = _poll(chain, _at(SlurmState.RUNNING, "2026-09-21T10:05:00"), starts)
+    assert [n.kind for n in notes] == [NoteKind.REQUEUED]
+    assert chain.tasks[0].state is TaskState.RUNNING and chain.tasks[0].attempts[0].requeues == 1
+    # ... and again, ending before the next poll: counted with the outcome
+    starts, notes = _poll(chain, _at(SlurmState.COMPLETED, "2026-09-21T10:09:00"), starts)
+    assert [n.kind for n in notes] == [NoteKind.REQUEUED, NoteKind.COMPLETED]
+    assert chain.tasks[0].attempts[0].requeues == 2 and starts == {}
+
+
+def test_without_a_start_seen_running_nothing_counts_as_a_requeue():
+    """A resumed monitor knows no Start yet: the first run it sees is the baseline."""
+    chain = chain_of(TaskState.PENDING)
+    starts, notes = _poll(chain, _at(SlurmState.RUNNING, "2026-09-21T10:05:00"), {})
+    assert notes == [] and chain.tasks[0].attempts[0].requeues == 0
+    starts, notes = _poll(chain, _at(SlurmState.COMPLETED, "2026-09-21T10:05:00"), starts)
+    assert [n.kind for n in notes] == [NoteKind.COMPLETED]
+    assert chain.tasks[0].attempts[0].requeues == 0
+
+
+def _ended(state: SlurmState, end: str) -> TaskRecord:
+    r = record(state)
+    return TaskRecord(r.array_job_id, r.index, msgspec.structs.replace(r.job, end=end))
+
+
+@pytest.mark.parametrize("state", [SlurmState.PREEMPTED, SlurmState.NODE_FAIL])
+def test_a_preemption_slurm_may_requeue_is_believed_only_after_a_grace(state):
+    ended = datetime.fromtimestamp(NOW).isoformat(timespec="seconds")
+    chain = chain_of(TaskState.RUNNING)
+    starts: dict = {4: "2026-09-21T10:00:00"}
+    # PreemptMode=REQUEUE: sacct says PREEMPTED for seconds, then PENDING (same job id)
+    result = step(chain, [_ended(state, ended)], StepInput(LADDER, Level(), NOW + 5, starts=starts))
+    assert (result.patches, result.retries, result.notes) == ([], [], [])
+    starts, notes = _poll(chain, _at(SlurmState.PENDING, None), result.starts)
+    assert [n.kind for n in notes] == [NoteKind.REQUEUED]
+    assert chain.tasks[0].state is TaskState.PENDING and chain.tasks[0].attempts[0].requeues == 1
+    # not requeued (PreemptMode=CANCEL, --no-requeue): judged once the end has stood the grace
+    chain = chain_of(TaskState.RUNNING)
+    late = StepInput(LADDER, Level(), NOW + REQUEUE_GRACE_S + 1)
+    result = step(chain, [_ended(state, ended)], late)
+    assert result.retries == [4] and [n.kind for n in result.notes] == [NoteKind.RETRY]
