@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for everything a developer or CI does, on a fresh Debian machine, as root.
 #   ./dev.sh demo      set up, start the local Slurm cluster, run the example array in the foreground
-#   ./dev.sh test      set up, start the cluster, lint, type-check, run unit + end-to-end tests
+#   ./dev.sh test      set up, start the cluster, lint, type-check, run unit + end-to-end tests, then the
+#                      e2e core set on Slurm 24.11 and 26.05 (chroot clusters, docker-cluster/chroot.sh)
+#   ./dev.sh matrix [REL...]  only the release matrix: the e2e core set on 24.11 and 26.05 (or on REL...)
 #   ./dev.sh bench     set up, start the cluster, run every benchmark (results in benchmarks/results/)
 #   ./dev.sh setup     only install Python dependencies into .venv
 #   ./dev.sh cluster   only bring the local cluster up (docker-cluster/cluster.sh up); --slurm 24.11|26.05: a chroot one
@@ -22,7 +24,7 @@ setup_python() {
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
         || { log "Python 3.10 or newer is needed"; exit 1; }
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "${ROOT}[test]"
     export PATH="$VENV/bin:$PATH"
 }
 
@@ -42,7 +44,8 @@ cluster_cmd() {  # cluster_cmd up|down [--slurm REL]
 demo() {
     setup_python
     cluster_up
-    local dir="$ROOT/demo-output/$(date +%Y%m%d-%H%M%S)"
+    local dir
+    dir="$ROOT/demo-output/$(date +%Y%m%d-%H%M%S)"
     mkdir -p "$dir"
     log "running the example array in $dir (task logs land there)"
     cd "$dir"
@@ -63,32 +66,203 @@ bench() {
     python "$ROOT/benchmarks/run.py" "$@"
 }
 
+# ---- ./dev.sh test: phases with their wall time ------------------------------------------------
+CHROOT="$ROOT/docker-cluster/chroot.sh"
+PHASES=()        # "name|seconds|ok/FAILED", printed at the end
+FAILED_PHASES=()
+phase() {  # phase NAME CMD...: run CMD, record its wall time and result, never exit
+    local name=$1 t0=$SECONDS rc=0
+    shift
+    log "== $name"
+    "$@" || rc=$?
+    local secs=$((SECONDS - t0)) result=ok
+    [ $rc = 0 ] || { result="FAILED (exit $rc)"; FAILED_PHASES+=("$name"); }
+    PHASES+=("$name|$secs|$result")
+    log "== $name: $result after $(fmt_secs $secs)"
+    return 0
+}
+fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+print_phases() {
+    local p name secs result
+    log "phase times (wall):"
+    for p in "${PHASES[@]}"; do
+        IFS='|' read -r name secs result <<<"$p"
+        printf '[dev]   %-44s %8s  %s\n' "$name" "$(fmt_secs "$secs")" "$result" >&2
+    done
+    printf '[dev]   %-44s %8s\n' "total" "$(fmt_secs $((SECONDS - TEST_T0)))" >&2
+}
+
+# The release matrix: the e2e core set (pytest -m core) against Slurm 24.11 and 26.05, each a
+# real cluster in a chroot (docker-cluster/chroot.sh), after the host's 22.05 suite. Their slow
+# part, debootstrap + apt (network and disk, little CPU), runs in the background from the start.
+matrix_releases() {
+    local all="24.11 26.05"
+    if [ "${CI:-}" = true ]; then
+        [ "${SLURM_ESCALATE_RELEASES-$all}" = "$all" ] || log "CI=true: SLURM_ESCALATE_RELEASES ignored, every release runs"
+        echo "$all"
+    else
+        echo "${SLURM_ESCALATE_RELEASES-$all}"  # a developer may set it to "" (host only) or "24.11"
+    fi
+}
+
+start_chroot_build() {  # start_chroot_build REL...: in the background, log in $BUILD_LOG
+    [ $# -gt 0 ] || return 0
+    # apt on the host only here, in the foreground: two apt-get at once fail on dpkg's lock
+    command -v debootstrap >/dev/null || {
+        log "installing debootstrap (for the chroot clusters)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    }
+    BUILD_LOG=$(mktemp /tmp/slurm-escalate-chroot-build.XXXXXX.log)
+    BUILD_T0=$SECONDS
+    log "building the chroots of Slurm $* in the background (log: $BUILD_LOG)"
+    (
+        for rel in "$@"; do bash "$CHROOT" build "$rel" || exit 1; done
+        echo "$((SECONDS - BUILD_T0))" > "$BUILD_LOG.seconds"
+    ) </dev/null >"$BUILD_LOG" 2>&1 &
+    BUILD_PID=$!
+}
+
+wait_chroot_build() {
+    [ -n "${BUILD_PID:-}" ] || return 0
+    local rc=0 t0=$SECONDS
+    wait "$BUILD_PID" || rc=$?
+    BUILD_PID=
+    if [ $rc != 0 ]; then
+        log "the chroot build failed (exit $rc); its log, $BUILD_LOG:"
+        cat "$BUILD_LOG" >&2
+        return 1
+    fi
+    log "chroot build took $(fmt_secs "$(cat "$BUILD_LOG.seconds")") in the background; waited $(fmt_secs $((SECONDS - t0))) for it"
+    rm -f "$BUILD_LOG" "$BUILD_LOG.seconds"
+}
+
+# pytest's exit status 5 (no test selected) is fine when ./dev.sh test was given pytest
+# arguments (-k ...) that leave a phase nothing to run
+EXTRA_PYTEST_ARGS=0
+selected_ok() {  # selected_ok CMD...
+    local rc=0
+    "$@" || rc=$?
+    if [ $rc = 5 ] && [ "$EXTRA_PYTEST_ARGS" = 1 ]; then
+        log "no test of this phase matches the pytest arguments given"
+        return 0
+    fi
+    return $rc
+}
+
+chroot_pytest() {  # chroot_pytest REL PYTEST ARGS...
+    local rel=$1
+    shift
+    # -p no:cacheprovider: the checkout (and its .pytest_cache) is the host's too
+    selected_ok bash "$CHROOT" run "$rel" -- python -m pytest -p no:cacheprovider "$@"
+}
+
+core_on_release() {  # core_on_release REL [PYTEST ARGS...]: up, venv, core set, disruptive core set, down
+    local rel=$1 rc=0
+    shift
+    MATRIX_UP=$rel
+    bash "$CHROOT" up "$rel" || rc=1
+    [ $rc = 0 ] && { bash "$CHROOT" venv "$rel" || rc=1; }
+    if [ $rc = 0 ]; then
+        chroot_pytest "$rel" -n 4 --durations=10 -m "core and not disruptive" "$@" tests/e2e || rc=1
+        chroot_pytest "$rel" --durations=5 -m "core and disruptive" "$@" tests/e2e || rc=1
+    fi
+    bash "$CHROOT" down "$rel" || rc=1  # frees the 2 cores for the next release
+    MATRIX_UP=
+    return $rc
+}
+
+on_test_exit() {
+    if [ -n "${MATRIX_UP:-}" ]; then bash "$CHROOT" down "$MATRIX_UP" || true; fi
+    if [ -n "${BUILD_PID:-}" ] && kill -0 "$BUILD_PID" 2>/dev/null; then
+        log "the chroot build (pid $BUILD_PID) still runs in the background; log: $BUILD_LOG"
+    fi
+}
+
+install_chromium() {
+    if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+        log "installing chromium from Debian (the report's HTML is checked in a headless browser)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+}
+
 run_tests() {
+    TEST_T0=$SECONDS
+    trap on_test_exit EXIT
+    [ $# = 0 ] || EXTRA_PYTEST_ARGS=1
+    local releases rel t0=$SECONDS
+    read -r -a releases <<<"$(matrix_releases)"
     setup_python
     cluster_up
+    install_chromium  # every apt-get on the host before the background build starts
+    start_chroot_build "${releases[@]}"
+    PHASES+=("setup: python, host cluster, chromium|$((SECONDS - t0))|ok")
+    t0=$SECONDS
     log "ruff"
     ruff check slurm_escalate tests benchmarks
     log "mypy"
     mypy slurm_escalate
     log "import contract (import-linter): layers in the order of one poll's data flow"
     lint-imports --no-cache
-    if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
-        log "installing chromium from Debian (the report's HTML is checked in a headless browser)"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    log "container files: hadolint (docker-cluster/Dockerfile), Compose schema (compose.yaml)"
+    bash "$ROOT/docker-cluster/lint-container.sh"
+    PHASES+=("lint: ruff, mypy, import-linter, container files|$((SECONDS - t0))|ok")
+    phase "22.05 (host): unit and e2e, in parallel" \
+        selected_ok python -m pytest -n 8 --durations=15 -m "not disruptive" "$@" tests
+    phase "22.05 (host): disruptive, one at a time" \
+        selected_ok python -m pytest --durations=5 -m disruptive "$@" tests
+    if [ ${#releases[@]} -gt 0 ]; then
+        phase "wait for the chroot build (${releases[*]})" wait_chroot_build
+        if [[ " ${FAILED_PHASES[*]} " != *" wait for the chroot build"* ]]; then
+            for rel in "${releases[@]}"; do
+                phase "$rel (chroot): e2e core set" core_on_release "$rel" "$@"
+            done
+        fi
+    else
+        log "no release matrix (SLURM_ESCALATE_RELEASES is empty)"
     fi
-    log "pytest: unit and end-to-end tests, in parallel"
-    python -m pytest -n 8 --durations=15 -m "not disruptive" "$@" tests
-    log "pytest: tests that stop Slurm daemons, one at a time"
-    python -m pytest --durations=5 -m disruptive "$@" tests
+    finish_tests
+}
+
+run_matrix() {  # ./dev.sh matrix [REL...] [-- PYTEST ARGS...]
+    TEST_T0=$SECONDS
+    trap on_test_exit EXIT
+    local releases=() rel
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        case "$1" in 24.11 | 26.05) releases+=("$1") ;; *) log "unknown release $1 (24.11 or 26.05)"; exit 2 ;; esac
+        shift
+    done
+    [ "${1:-}" = -- ] && shift
+    [ $# = 0 ] || EXTRA_PYTEST_ARGS=1
+    [ ${#releases[@]} -gt 0 ] || read -r -a releases <<<"$(matrix_releases)"
+    [ ${#releases[@]} -gt 0 ] || { log "no release to run"; exit 2; }
+    start_chroot_build "${releases[@]}"
+    phase "wait for the chroot build (${releases[*]})" wait_chroot_build
+    if [[ " ${FAILED_PHASES[*]} " != *" wait for the chroot build"* ]]; then
+        for rel in "${releases[@]}"; do
+            phase "$rel (chroot): e2e core set" core_on_release "$rel" "$@"
+        done
+    fi
+    finish_tests
+}
+
+finish_tests() {
+    print_phases
+    if [ ${#FAILED_PHASES[@]} -gt 0 ]; then
+        log "FAILED: ${FAILED_PHASES[*]}"
+        return 1
+    fi
+    log "all phases passed"
 }
 
 case "${1:-}" in
     demo) demo ;;
     test) shift; run_tests "$@" ;;
+    matrix) shift; run_matrix "$@" ;;
     bench) shift; bench "$@" ;;
     setup) setup_python ;;
     cluster) shift; cluster_cmd up "$@" ;;
     down) shift; cluster_cmd down "$@" ;;
-    *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

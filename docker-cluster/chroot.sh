@@ -2,13 +2,17 @@
 # A real multi-node Slurm cluster of another Slurm release, in a debootstrap chroot, as root,
 # beside the host's cluster (docker-cluster/cluster.sh, Debian 12's Slurm 22.05).
 #   docker-cluster/chroot.sh up REL          debootstrap + install if missing, start everything, wait for idle nodes
+#   docker-cluster/chroot.sh build REL       only debootstrap + install (no config, no daemon): the slow, network-bound part
+#   docker-cluster/chroot.sh start REL       start whichever of slurmdbd/slurmctld/slurmd is not running; also works
+#                                            from INSIDE the chroot (a test that stopped slurmdbd restarts it so)
 #   docker-cluster/chroot.sh down REL        stop that release's daemons, unmount; the host cluster is not touched
 #   docker-cluster/chroot.sh status REL      mounts, daemons, sinfo
 #   docker-cluster/chroot.sh venv REL        <checkout>/.venv-REL inside the chroot, pip install -e '.[test]'
 #   docker-cluster/chroot.sh run REL -- CMD  run CMD inside the chroot (cwd kept when it is under the checkout
 #                                            or the chroot, else the checkout; .venv-REL on PATH when it exists)
 # REL is 24.11 (Debian trixie) or 26.05 (Debian sid). Idempotent: "up" on a running cluster only checks it.
-# Client and server must be the same release: run sbatch/sacct and the tool's tests through "run".
+# Client and server must be the same release: run sbatch/sacct and the tool's tests through "run",
+# which sets SLURM_ESCALATE_CHROOT_RELEASE=REL and SLURM_ESCALATE_TEST_DAEMON_PREFIX=TAG- (a24-, a26-).
 # See docker-cluster/chroot/README.md.
 set -euo pipefail
 
@@ -23,6 +27,9 @@ IN_LIBMARIADB=/opt/bookworm-libmariadb3
 IN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 PACKAGES=(slurm-wlm slurmdbd slurm-client munge mariadb-server python3 python3-venv procps)
 NODE_SUFFIXES=(d1 d2 n1 n2 w1 w2)
+# Run from inside a chroot made here (through "run"): the chroot's / carries the debootstrap stamp.
+INSIDE=0
+[ -e /.slurm-escalate-debootstrap ] && INSIDE=1
 
 log() { printf '[chroot %s] %s\n' "${REL:-}" "$*" >&2; }
 die() { printf '[chroot %s] ERROR: %s\n' "${REL:-}" "$*" >&2; exit 1; }
@@ -37,6 +44,24 @@ select_release() {
         *) die "unknown release '$REL' (24.11 or 26.05)" ;;
     esac
     CH="$BASE/$REL"
+    if [ "$INSIDE" = 1 ]; then
+        # inside, the chroot is /: only this chroot's own release can be driven from here
+        [ "$(cat /.slurm-escalate-release 2>/dev/null)" = "$REL" ] \
+            || die "this is the chroot of $(cat /.slurm-escalate-release 2>/dev/null || echo another release), not $REL"
+        CH=""
+    fi
+    # A second chroot of one release beside the usual one (a from-scratch check in another
+    # SLURM_ESCALATE_CHROOT_BASE while the usual one runs) needs other names and ports:
+    # SLURM_ESCALATE_CHROOT_ALT=1 gives b24-/b26- names and ports 24xxx/25xxx. A chroot
+    # remembers its names in /.slurm-escalate-names, so later commands need not repeat it.
+    local saved
+    saved=$(cat "$CH/.slurm-escalate-names" 2>/dev/null || true)
+    if [ "${SLURM_ESCALATE_CHROOT_ALT:-}" = 1 ]; then
+        TAG="b${TAG#a}" P=$((P + 6))  # 20xxx-21xxx: cluster.sh's "site" cluster (20817, 20001-20003)
+        [ -z "$saved" ] || [ "$saved" = "$TAG $P" ] || die "$CH was made with the names/ports '$saved', not '$TAG $P'"
+    elif [ -n "$saved" ]; then
+        read -r TAG P <<<"$saved"
+    fi
     CLUSTER="escalate${REL/./}"
     CTLD_PORT=${P}817 SLURMD_PORT=${P}818 DBD_PORT=${P}819 MARIADB_PORT=${P}306
     NODES=() NODE_PORTS=()
@@ -50,7 +75,13 @@ select_release() {
 }
 
 # Run in the chroot with a clean environment. fd 9 (the lock) is not inherited by daemons.
-in_chroot() { chroot "$CH" /usr/bin/env -i PATH="$IN_PATH" HOME=/root LANG=C.UTF-8 "$@" 9>&-; }
+in_chroot() {
+    if [ "$INSIDE" = 1 ]; then
+        /usr/bin/env -i PATH="$IN_PATH" HOME=/root LANG=C.UTF-8 "$@" 9>&-
+    else
+        chroot "$CH" /usr/bin/env -i PATH="$IN_PATH" HOME=/root LANG=C.UTF-8 "$@" 9>&-
+    fi
+}
 
 # ---- processes of this chroot: those whose root directory is $CH (never the host's) ----------
 chroot_pids() {
@@ -62,8 +93,11 @@ chroot_pids() {
     return 0
 }
 pids_named() {  # pids_named COMM: this chroot's processes whose command name is COMM
-    local p
-    for p in $(chroot_pids); do
+    local p pids
+    # Inside a chroot every process's root reads "/", the host's too: there only the command
+    # names tell, and they are this release's own (a24-slurmdbd...), used by no other cluster.
+    if [ "$INSIDE" = 1 ]; then pids=$(cd /proc && ls -d [0-9]*); else pids=$(chroot_pids); fi
+    for p in $pids; do
         [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] && echo "$p"
     done
     return 0
@@ -137,6 +171,8 @@ configure_base() {
     { grep -v 'slurm-escalate' /etc/hosts
       grep -qw -- "$HOST" /etc/hosts || echo "127.0.0.1 $HOST  # slurm-escalate"; } > "$CH/etc/hosts"
     cp -L /etc/resolv.conf "$CH/etc/resolv.conf" 2>/dev/null || true
+    echo "$REL" > "$CH/.slurm-escalate-release"  # tells "start" inside which release this is
+    echo "$TAG $P" > "$CH/.slurm-escalate-names"
     # sid's Release file can be past its Valid-Until date on the mirror; harmless for trixie
     echo 'Acquire::Check-Valid-Until "false";' > "$CH/etc/apt/apt.conf.d/99slurm-escalate"
     # keep package scripts from starting daemons (MariaDB on the host's port 3306, munge...)
@@ -358,16 +394,94 @@ lock() {
     flock 9
 }
 
-up() {
-    [ "$(id -u)" = 0 ] || die "run as root"
-    lock
-    local t0=$SECONDS
+wait_nodes_idle() {
+    local i
+    for ((i = 0; i < 120; i++)); do
+        nodes_idle && return 0
+        # nodes left DOWN/DRAINED from an earlier run come back with a resume
+        in_chroot sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 ~ /(down|drain)/ {print $1}' | sort -u \
+            | while read -r n; do in_chroot scontrol update nodename="$n" state=resume 2>/dev/null || true; done
+        sleep 1
+    done
+    nodes_idle || { in_chroot sinfo -N -l >&2; die "nodes did not become idle"; }
+}
+
+not_inside() { [ "$INSIDE" = 0 ] || die "'$1' runs on the host, not inside the chroot"; }
+
+# Everything before the config and the daemons: debootstrap, packages. Network and disk
+# bound, so ./dev.sh test runs it ("build") in the background while the host's suite runs.
+# slurm.conf is rendered by "up" only: a changed one restarts the running daemons there.
+prepare() {
     bootstrap
     mount_all
     configure_base
     install_packages
     libmariadb_workaround
     daemon_links
+}
+
+build() {
+    [ "$(id -u)" = 0 ] || die "run as root"
+    not_inside build
+    lock
+    local t0=$SECONDS
+    prepare
+    log "chroot $CH built in $((SECONDS - t0))s (no daemon started; $0 up $REL configures and starts them)"
+}
+
+# Start whatever of slurmdbd, slurmctld and the slurmd's is not running. From the host that is
+# "up". Inside the chroot (a test that stopped slurmdbd or slurmctld through its
+# SLURM_ESCALATE_TEST_DAEMON_PREFIX name) munged and MariaDB must still run; slurmdbd gets
+# bookworm's libmariadb3 as in "up".
+start() {
+    [ "$(id -u)" = 0 ] || die "run as root"
+    if [ "$INSIDE" = 0 ]; then up; return; fi
+    running "$TAG-munged" || die "munged of $REL is not running: start the cluster from the host ($0 up $REL)"
+    running "$TAG-mysqld" || die "MariaDB of $REL is not running: start the cluster from the host ($0 up $REL)"
+    LIBMARIADB_DIR=$(find "$IN_LIBMARIADB" -name libmariadb.so.3 -printf '%h\n' 2>/dev/null | head -1 || true)
+    [ -n "$LIBMARIADB_DIR" ] || die "no libmariadb.so.3 under $IN_LIBMARIADB"
+    CONFIG_CHANGED=0
+    local t0=$SECONDS
+    start_slurmdbd
+    start_slurmctld
+    start_slurmd
+    wait_nodes_idle
+    log "cluster $CLUSTER started from inside the chroot in $((SECONDS - t0))s"
+}
+
+# Daemons of these names from another chroot (the same release under another
+# SLURM_ESCALATE_CHROOT_BASE) would hold this cluster's ports.
+foreign_daemons() {
+    local p r
+    for p in /proc/[0-9]*; do
+        case "$(cat "$p/comm" 2>/dev/null)" in "$TAG"-*) ;; *) continue ;; esac
+        r=$(readlink "$p/root" 2>/dev/null) || continue
+        [ "$r" = "$CH" ] || echo "$r"
+    done | sort -u
+}
+
+# A port of this cluster held by a process not of this cluster (another cluster on the machine)
+# would only show as a daemon that does not come up: say so before starting anything.
+check_ports() {
+    command -v ss >/dev/null || return 0
+    local port owner
+    for port in "$CTLD_PORT" "$DBD_PORT" "$MARIADB_PORT" "${NODE_PORTS[@]}"; do
+        owner=$(ss -ltnpH "( sport = :$port )" 2>/dev/null | grep -o 'users:(("[^"]*"' | head -1 | cut -d'"' -f2 || true)
+        [ -z "$owner" ] || [[ "$owner" == "$TAG"-* ]] \
+            || die "port $port of cluster $CLUSTER is taken by another process ($owner)"
+    done
+}
+
+up() {
+    [ "$(id -u)" = 0 ] || die "run as root"
+    not_inside up
+    lock
+    local t0=$SECONDS other
+    other=$(foreign_daemons)
+    [ -z "$other" ] || die "a cluster named $TAG-* already runs from the chroot $other (ports ${P}xxx):" \
+        "bring it down first, or give this one other names (SLURM_ESCALATE_CHROOT_ALT=1)"
+    check_ports
+    prepare
     CONFIG_CHANGED=0
     render_config
     local t1=$SECONDS
@@ -376,15 +490,7 @@ up() {
     start_slurmdbd
     start_slurmctld
     start_slurmd
-    local i
-    for ((i = 0; i < 120; i++)); do
-        nodes_idle && break
-        # nodes left DOWN/DRAINED from an earlier run come back with a resume
-        in_chroot sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 ~ /(down|drain)/ {print $1}' | sort -u \
-            | while read -r n; do in_chroot scontrol update nodename="$n" state=resume 2>/dev/null || true; done
-        sleep 1
-    done
-    nodes_idle || { in_chroot sinfo -N -l >&2; die "nodes did not become idle"; }
+    wait_nodes_idle
     log "cluster $CLUSTER (Slurm $(in_chroot sinfo -V | awk '{print $2}'), $SUITE) up in $((SECONDS - t0))s" \
         "(daemons $((SECONDS - t1))s); run commands with: $0 run $REL -- CMD"
     in_chroot sinfo >&2
@@ -392,6 +498,7 @@ up() {
 
 down() {
     [ "$(id -u)" = 0 ] || die "run as root"
+    not_inside down
     [ -d "$CH" ] || { log "no chroot at $CH"; return 0; }
     lock
     stop_named "$TAG-slurmd" "$TAG-slurmctld"
@@ -416,6 +523,7 @@ down() {
 }
 
 status() {
+    not_inside status
     [ -d "$CH" ] || { log "no chroot at $CH"; return 1; }
     echo "chroot: $CH ($(du -sh --one-file-system --exclude="$CH$CHECKOUT" "$CH" 2>/dev/null | cut -f1))"
     echo "mounts: $(mounts_under "$CH" | wc -l)"
@@ -429,6 +537,7 @@ status() {
 
 run() {
     [ "$(id -u)" = 0 ] || die "run as root"
+    not_inside run
     [ -e "$CH/.slurm-escalate-packages" ] || die "no chroot yet: $0 up $REL"
     mount_all
     # the same directory inside: the checkout (bind-mounted) or a directory of the chroot named by
@@ -446,11 +555,15 @@ run() {
     for v in TERM CI $(compgen -e | grep -E '^(SLURM_ESCALATE_|PYTEST_)' || true); do
         [ -n "${!v+x}" ] && env+=("$v=${!v}")
     done
+    # which cluster this is, for the tests: the names of its daemons (a disruptive test stops
+    # a24-slurmdbd, never the host's slurmdbd: /proc is shared) and how to restart them ("start")
+    env+=(SLURM_ESCALATE_CHROOT_RELEASE="$REL" SLURM_ESCALATE_TEST_DAEMON_PREFIX="$TAG-")
     exec chroot "$CH" /usr/bin/env -i "${env[@]}" /bin/bash -c 'cd "$1" && shift && exec "$@"' bash "$cwd" "$@"
 }
 
 venv() {
     [ "$(id -u)" = 0 ] || die "run as root"
+    not_inside venv
     [ -e "$CH/.slurm-escalate-packages" ] || die "no chroot yet: $0 up $REL"
     mount_all
     # pip in the chroot fails TLS verification without the machine's CA bundle
@@ -472,7 +585,7 @@ venv() {
     log "venv ready: $0 run $REL -- python -m pytest ..."
 }
 
-usage() { sed -n '4,10p' "$0" >&2; exit 2; }
+usage() { sed -n '4,14p' "$0" >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 cmd="$1"
@@ -480,6 +593,8 @@ select_release "$2"
 shift 2
 case "$cmd" in
     up) up ;;
+    build) build ;;
+    start) start ;;
     down) down ;;
     status) status ;;
     venv) venv ;;
