@@ -172,6 +172,17 @@ core_on_release() {  # core_on_release REL [PYTEST ARGS...]: up, venv, core set,
     return $rc
 }
 
+matrix_phases() {  # matrix_phases "REL..." [PYTEST ARGS...]: the build's end, then each release
+    local rels rel
+    read -r -a rels <<<"$1"
+    shift
+    phase "wait for the chroot build (${rels[*]})" wait_chroot_build
+    [[ " ${FAILED_PHASES[*]} " != *" wait for the chroot build"* ]] || return 0
+    for rel in "${rels[@]}"; do
+        phase "$rel (chroot): e2e core set" core_on_release "$rel" "$@"
+    done
+}
+
 on_test_exit() {
     if [ -n "${MATRIX_UP:-}" ]; then bash "$CHROOT" down "$MATRIX_UP" || true; fi
     if [ -n "${BUILD_PID:-}" ] && kill -0 "$BUILD_PID" 2>/dev/null; then
@@ -191,7 +202,7 @@ run_tests() {
     TEST_T0=$SECONDS
     trap on_test_exit EXIT
     [ $# = 0 ] || EXTRA_PYTEST_ARGS=1
-    local releases rel t0=$SECONDS
+    local releases t0=$SECONDS
     read -r -a releases <<<"$(matrix_releases)"
     setup_python
     cluster_up
@@ -213,12 +224,7 @@ run_tests() {
     phase "22.05 (host): disruptive, one at a time" \
         selected_ok python -m pytest --durations=5 -m disruptive "$@" tests
     if [ ${#releases[@]} -gt 0 ]; then
-        phase "wait for the chroot build (${releases[*]})" wait_chroot_build
-        if [[ " ${FAILED_PHASES[*]} " != *" wait for the chroot build"* ]]; then
-            for rel in "${releases[@]}"; do
-                phase "$rel (chroot): e2e core set" core_on_release "$rel" "$@"
-            done
-        fi
+        matrix_phases "${releases[*]}" "$@"
     else
         log "no release matrix (SLURM_ESCALATE_RELEASES is empty)"
     fi
@@ -228,7 +234,7 @@ run_tests() {
 run_matrix() {  # ./dev.sh matrix [REL...] [-- PYTEST ARGS...]
     TEST_T0=$SECONDS
     trap on_test_exit EXIT
-    local releases=() rel
+    local releases=()
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
         case "$1" in 24.11 | 26.05) releases+=("$1") ;; *) log "unknown release $1 (24.11 or 26.05)"; exit 2 ;; esac
         shift
@@ -238,12 +244,7 @@ run_matrix() {  # ./dev.sh matrix [REL...] [-- PYTEST ARGS...]
     [ ${#releases[@]} -gt 0 ] || read -r -a releases <<<"$(matrix_releases)"
     [ ${#releases[@]} -gt 0 ] || { log "no release to run"; exit 2; }
     start_chroot_build "${releases[@]}"
-    phase "wait for the chroot build (${releases[*]})" wait_chroot_build
-    if [[ " ${FAILED_PHASES[*]} " != *" wait for the chroot build"* ]]; then
-        for rel in "${releases[@]}"; do
-            phase "$rel (chroot): e2e core set" core_on_release "$rel" "$@"
-        done
-    fi
+    matrix_phases "${releases[*]}" "$@"
     finish_tests
 }
 

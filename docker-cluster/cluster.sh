@@ -55,17 +55,21 @@ install_packages() {
     fi
 }
 
+# render_slurm_conf TEMPLATE CONF STATE LOG: CONF from TEMPLATE; status 0 when CONF changed
+render_slurm_conf() {
+    sed -e "s|@HOST@|$HOST|g" -e "s|@STATE@|$3|g" -e "s|@LOG@|$4|g" "$1" > "$2.new"
+    if cmp -s "$2.new" "$2" 2>/dev/null; then
+        rm -f "$2.new"
+        return 1
+    fi
+    mv "$2.new" "$2"
+}
+
 render_config() {
     mkdir -p "$CONF_DIR" "$STATE/ctld" "$LOG"
     for n in "${NODES[@]}"; do mkdir -p "$STATE/slurmd-$n"; done
-    sed -e "s|@HOST@|$HOST|g" -e "s|@STATE@|$STATE|g" -e "s|@LOG@|$LOG|g" \
-        "$HERE/slurm.conf.template" > "$CONF_DIR/slurm.conf.new"
-    if ! cmp -s "$CONF_DIR/slurm.conf.new" "$CONF_DIR/slurm.conf" 2>/dev/null; then
-        mv "$CONF_DIR/slurm.conf.new" "$CONF_DIR/slurm.conf"
-        CONFIG_CHANGED=1
-    else
-        rm -f "$CONF_DIR/slurm.conf.new"
-    fi
+    render_slurm_conf "$HERE/slurm.conf.template" "$CONF_DIR/slurm.conf" "$STATE" "$LOG" \
+        && CONFIG_CHANGED=1
     cp "$HERE/cgroup.conf" "$CONF_DIR/cgroup.conf"
     sed -e "s|@STATE@|$STATE|g" -e "s|@LOG@|$LOG|g" "$HERE/slurmdbd.conf.template" > "$CONF_DIR/slurmdbd.conf"
     chmod 600 "$CONF_DIR/slurmdbd.conf"
@@ -164,14 +168,8 @@ site() { SLURM_CONF="$SITE_CONF" "$@"; }  # a client command against the site cl
 render_site_config() {
     mkdir -p "$SITE_CONF_DIR" "$SITE_STATE/ctld" "$SITE_LOG"
     for n in "${SITE_NODES[@]}"; do mkdir -p "$SITE_STATE/slurmd-$n"; done
-    sed -e "s|@HOST@|$HOST|g" -e "s|@STATE@|$SITE_STATE|g" -e "s|@LOG@|$SITE_LOG|g" \
-        "$HERE/site/slurm.conf.template" > "$SITE_CONF.new"
-    if ! cmp -s "$SITE_CONF.new" "$SITE_CONF" 2>/dev/null; then
-        mv "$SITE_CONF.new" "$SITE_CONF"
-        SITE_CONFIG_CHANGED=1
-    else
-        rm -f "$SITE_CONF.new"
-    fi
+    render_slurm_conf "$HERE/site/slurm.conf.template" "$SITE_CONF" "$SITE_STATE" "$SITE_LOG" \
+        && SITE_CONFIG_CHANGED=1
     cp "$HERE/cgroup.conf" "$SITE_CONF_DIR/cgroup.conf"
     chmod 644 "$SITE_CONF" "$SITE_CONF_DIR/cgroup.conf"
 }

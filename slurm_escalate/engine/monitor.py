@@ -113,9 +113,8 @@ class Monitor:
             retries.extend(self._recover([self.chain.task(i) for i in result.unknown]))
         if retries and self.chain.rounds:
             retries = self._round_complete(retries)
-        if retries:
-            self.submitter.resubmit(retries)
-            changed = True
+        if retries and self.submitter.resubmit(retries):
+            changed = True  # not while the retries wait for a limit: the polls back off
         exhausted = [
             t.index
             for t in self.chain.tasks
@@ -244,7 +243,9 @@ class Monitor:
             waits = self.submitter.waiting() if self.chain.state is ChainState.RUNNING else {}
             if waits:  # wake when the next try at a level a limit refused is due
                 due = min(w.retry_at for w in waits.values()) - self.clock.now()
-                interval = max(self.chain.min_poll, min(interval, due))
+                # on time, not at the first poll after it; an overdue try (its level
+                # was held up) is tried again at the pace of min_poll, never in a spin
+                interval = min(interval, due if due > 0 else self.chain.min_poll)
             self._persist()
             self._beat(failures + bool(self._blocked), interval, error, waiting=waits)
             if self.on_poll:

@@ -152,11 +152,16 @@ class Submitter:
                     task, {"state": TaskState.FAILED, "reason": f"not submitted: {_last_line(e)}"}
                 )
             self.book.record(ChainSet(state=ChainState.FAILED, finished_at=self.clock.now()))
+            self.book.commit()
+            self.book.write_summary(self.clock.now())  # ``list`` says FAILED, as status does
             if e.timed_out:
                 raise FirstSubmissionRefused(
                     f"sbatch did not answer ({_last_line(e)}); the job may exist: check squeue"
                 ) from None
-            raise FirstSubmissionRefused(f"sbatch refused the job: {_last_line(e)}") from None
+            limit = self.chain.submissions[-1].limit  # sbatch names it on a line of its own
+            said = _last_line(e)
+            which = f" ({limit})" if limit and limit not in said else ""
+            raise FirstSubmissionRefused(f"sbatch refused the job{which}: {said}") from None
         for plan in plans[1:]:
             try:
                 self._submit(plan)
@@ -319,7 +324,11 @@ class Submitter:
                 )
         return final
 
-    def resubmit(self, retries: list[TaskStatus]) -> None:
+    def resubmit(self, retries: list[TaskStatus]) -> bool:
+        """Submit the retries, level by level; returns whether that changed anything
+        but a limit's wait (a refusal by a limit that lifts by itself is not a change:
+        the monitor's polls go on backing off while the chain waits)."""
+        changed = False
         if self.ctx.initial_job_id is None and self.chain.initial_job_id is not None:
             self.ctx = replace(self.ctx, initial_job_id=self.chain.initial_job_id)  # adopted
         triples = [(t.index, t.target_level, len(t.attempts) + 1) for t in retries]
@@ -332,10 +341,12 @@ class Submitter:
                 try:
                     self._submit(plan)
                     self._refusals.pop((level, attempt), None)
+                    changed = True
                 except SlurmCommandError as e:
                     self._submission_failed(plan, e)
                     if self.chain.submissions[-1].limit is not None:
                         break  # the other pieces would be refused alike: they wait too
+                    changed = True
                     continue
                 if wait is not None:
                     self.log.info(
@@ -344,6 +355,7 @@ class Submitter:
                         f"({now - wait.since:.0f} s of waiting)"
                     )
                     wait = None
+        return changed
 
     def waiting(self) -> dict[int, LimitWait]:
         """Levels whose resubmissions wait for a limit to lift (from the chain's record)."""

@@ -273,6 +273,7 @@ def _from_fields(view: SlurmView, indices: list[int]) -> list[str]:
         ("mem", mem if mem and _is_mem(mem) and not per_cpu else None),
         ("mem-per-cpu", per_cpu),
         ("constraint", _value(job.get("Features"))),
+        ("comment", _value(job.get("Comment"))),  # a chain's token: recover() takes it out
     ):
         if value is not None:
             opts.append(f"--{option}={value}")
@@ -619,6 +620,13 @@ def adopt(
     if rec.old_token is not None and token_chain(rec.old_token) in store.chain_ids():
         # its sbatch was interrupted before the chain noted the job id: resume finds it
         raise _belongs(inp.job_id, token_chain(rec.old_token), " (it carries its token)")
+    if any(_value(j.fields.get("ArrayJobId")) for j in view_.scontrol) and all(
+        r.index is None for r in view_.records
+    ):  # accounting lags slurmctld by a moment after the submission
+        raise UsageError(
+            f"job {inp.job_id} is an array, but sacct does not list its tasks yet: "
+            "try again shortly"
+        )
     prepared = prepare_adopted(rec, view_, opts, client)
     level = prepared.policy.start_level
     indices = prepared.indices if prepared.indices is not None else (None,)

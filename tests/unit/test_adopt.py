@@ -541,3 +541,40 @@ def test_memory_per_cpu_is_rebuilt_without_a_clashing_mem():
     tokens = adopt.recover(v, adopt.Overrides()).tokens
     assert "--mem-per-cpu=50M" in tokens and "--cpus-per-task=2" in tokens
     assert not any(t.startswith("--mem=") for t in tokens)
+
+
+def test_a_token_in_scontrols_comment_is_found_when_sacct_has_no_submit_line_yet():
+    """Seconds after a submission slurmdbd may not have the SubmitLine yet: the options
+    are rebuilt from scontrol, whose Comment carries the chain's token all the same."""
+    token = "slurm-escalate:20261203-080230-2036:1"
+    job = SCONTROL_JOB.replace("Features=(null)", f"Features=(null) Comment={token}")
+    v = view(scontrol=tuple(adopt.parse_scontrol_jobs(job)))
+    rec = adopt.recover(v, adopt.Overrides())
+    assert rec.sources[0] == "options rebuilt from scontrol show job"
+    assert rec.old_token == token
+    assert not any(t.startswith("--comment") for t in rec.tokens), rec.tokens
+
+
+class LaggingAccounting(AdoptRunner):
+    """sacct lists a just-submitted array as one plain job row; slurmctld knows the array."""
+
+    def run(self, argv, **kw):  # type: ignore[no-untyped-def]
+        if tuple(argv[:3]) == ("scontrol", "show", "job"):
+            return CommandResult(tuple(argv), 0, SCONTROL_JOB.replace("2075", self.job), "")
+        if tuple(argv[:3]) == ("scontrol", "write", "batch_script"):
+            return CommandResult(tuple(argv), 0, SCRIPT, "")
+        result = super().run(argv, **kw)
+        if argv[0] == "sacct" and not any(a.startswith("--format=JobID,UID") for a in argv):
+            plain = result.stdout.replace(f"{self.job}_0", self.job)
+            return CommandResult(result.argv, 0, plain, "")
+        return result
+
+
+def test_an_array_sacct_does_not_list_yet_is_not_taken_for_a_plain_job(home, capsys, monkeypatch):
+    runner = LaggingAccounting("84", [("COMPLETED", "0:0")])
+    code, out, err = run_adopt(capsys, runner, monkeypatch, "84", "--dry-run")
+    assert code == 2 and out == ""
+    assert err == (
+        "slurm-escalate: error: job 84 is an array, but sacct does not list its tasks yet: "
+        "try again shortly\n"
+    )
