@@ -44,14 +44,39 @@ def request_clusters(request: JobRequest) -> str | None:
     job id could then name jobs of several clusters in every later sacct and scancel.
     """
     value = effective(request, "clusters")
-    if value is None:
-        return None
+    return None if value is None else _one_cluster(value, "--clusters/-M")
+
+
+def _one_cluster(value: str, source: str) -> str:
     if not CLUSTER_NAME_RE.fullmatch(value) or value.lower() == "all":
         raise UsageError(
-            f"--clusters/-M {value!r}: give exactly one cluster name "
+            f"{source} {value!r}: give exactly one cluster name "
             "(a chain follows its jobs on one cluster)"
         )
     return value
+
+
+CLUSTERS_ENV = ("SBATCH_CLUSTERS", "SLURM_CLUSTERS")  # sbatch's -M from the environment
+
+
+def submission_clusters(
+    tokens: list[str], request: JobRequest, environ: Mapping[str, str]
+) -> tuple[list[str], str | None]:
+    """The tokens to submit and their one cluster (``request_clusters``).
+
+    sbatch takes -M from SBATCH_CLUSTERS or SLURM_CLUSTERS too; a chain resumed from a
+    shell without them would then ask the wrong cluster about its jobs. So a cluster
+    that only the environment names is written out as ``--clusters``, and the chain
+    keeps it (``chain_clusters``) wherever it is resumed.
+    """
+    given = request_clusters(request)
+    if given is not None:
+        return tokens, given
+    for name in CLUSTERS_ENV:
+        value = environ.get(name, "").strip()
+        if value:
+            return [f"--clusters={value}", *tokens], _one_cluster(value, name)
+    return tokens, None
 
 
 def chain_clusters(chain: Chain) -> str | None:

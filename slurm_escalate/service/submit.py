@@ -18,7 +18,7 @@ from slurm_escalate.core.events import ChainSet
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.errors import UsageError
 from slurm_escalate.sbatch.plan import FinalSubmission, finalize, plan_first
-from slurm_escalate.service.env import Env, chain_clusters, request_clusters
+from slurm_escalate.service.env import Env, chain_clusters, submission_clusters
 from slurm_escalate.service.ops import exit_status
 from slurm_escalate.service.prepare import (
     ChainCopy,
@@ -105,7 +105,8 @@ def submit(
     cwd = env.cwd()
     # sbatch -M: every later Slurm call of the chain goes to that cluster (a usage error
     # for a list of clusters, before anything is submitted)
-    client = env.client(request_clusters(build_request(tokens, cwd)))
+    tokens, clusters = submission_clusters(tokens, build_request(tokens, cwd), env.environ)
+    client = env.client(clusters)
     store = env.store
     prepared = prepare(tokens, opts, client, cwd)
     now = env.clock.now()

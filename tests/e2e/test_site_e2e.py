@@ -265,13 +265,16 @@ def _host_names(site) -> str:
 
 
 @pytest.mark.timeout(900)
-def test_clusters_option_from_the_host_config_follows_the_chain_to_that_cluster(site):
+@pytest.mark.parametrize("given", ["option", "environment"])
+def test_clusters_option_from_the_host_config_follows_the_chain_to_that_cluster(site, given):
+    """``-M site``, or SLURM_CLUSTERS=site as sbatch also reads it (then the chain writes
+    ``--clusters=site`` out, so a resume from a shell without it asks the same cluster)."""
     assert "SLURM_CONF" not in site.host_env
-    argv = site.chain_argv(
-        _script(site), config=site.ladder(LADDER), sbatch=["-M", "site", *SBATCH]
-    )
+    option = ["-M", "site"] if given == "option" else []
+    env = site.host_env if option else {**site.host_env, "SLURM_CLUSTERS": "site"}
+    argv = site.chain_argv(_script(site), config=site.ladder(LADDER), sbatch=[*option, *SBATCH])
 
-    r = site._run(argv, 600, site.host_env)
+    r = site._run(argv, 600, env)
 
     assert r.returncode == 0, r.describe() + site.debug()
     chain_id = r.chain_id
@@ -283,6 +286,8 @@ def test_clusters_option_from_the_host_config_follows_the_chain_to_that_cluster(
         assert f"as job {sub['job_id']}" in log, log
     rows = site.sacct(*[s["job_id"] for s in status["submissions"]])
     assert {row.partition for row in rows.values()} == {"small", "large"}, rows
+    if given == "environment":
+        assert "--clusters=site" in status["sbatch_args"], status  # kept for a resume
 
 
 @pytest.mark.timeout(600)

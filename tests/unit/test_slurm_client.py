@@ -22,7 +22,7 @@ from slurm_escalate import testing
 from slurm_escalate.core.models import ClusterLimits, SlurmState
 from slurm_escalate.errors import SlurmCommandError, SlurmParseError, UsageError
 from slurm_escalate.sbatch.args import make_request
-from slurm_escalate.service.env import Env, request_clusters
+from slurm_escalate.service.env import Env, request_clusters, submission_clusters
 from slurm_escalate.slurm.client import SlurmClient, SlurmCommands
 from slurm_escalate.slurm.parse import SACCT_FIELDS, parse_job_tokens
 from slurm_escalate.slurm.runner import CommandResult, SubprocessRunner, lines_of
@@ -581,3 +581,39 @@ def test_the_real_client_of_a_command_gets_the_cluster() -> None:
     assert isinstance(client, SlurmCommands) and client.clusters == "site"
     assert isinstance(Env(environ={}).client(), SlurmCommands)
     assert Env(environ={}).client().clusters is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "environ", "expected_tokens", "cluster"),
+    [
+        (["job.sh"], {}, ["job.sh"], None),
+        (["job.sh"], {"SLURM_CLUSTERS": "site"}, ["--clusters=site", "job.sh"], "site"),
+        (
+            ["job.sh"],
+            {"SBATCH_CLUSTERS": "a", "SLURM_CLUSTERS": "b"},
+            ["--clusters=a", "job.sh"],
+            "a",
+        ),
+        (
+            ["-M", "x", "job.sh"],
+            {"SLURM_CLUSTERS": "site"},
+            ["-M", "x", "job.sh"],
+            "x",
+        ),  # sbatch's order
+        (["job.sh"], {"SLURM_CLUSTERS": " "}, ["job.sh"], None),
+    ],
+)
+def test_a_cluster_only_the_environment_names_is_written_out(
+    tokens: list[str], environ: dict[str, str], expected_tokens: list[str], cluster: str | None
+) -> None:
+    """sbatch takes -M from SBATCH_CLUSTERS/SLURM_CLUSTERS: the chain keeps it explicitly,
+    so a resume from a shell without them still asks that cluster."""
+    request = make_request(tokens, "#!/bin/bash\n")
+    assert submission_clusters(tokens, request, environ) == (expected_tokens, cluster)
+
+
+def test_a_list_of_clusters_in_the_environment_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="SLURM_CLUSTERS 'a,b': give exactly one cluster name"):
+        submission_clusters(
+            ["job.sh"], make_request(["job.sh"], "#!/bin/bash\n"), {"SLURM_CLUSTERS": "a,b"}
+        )
