@@ -135,6 +135,9 @@ class FakeSlurm:
             raise lie
         return job_id
 
+    def command(self, name: str) -> list[str]:
+        return [name]
+
     def query(self, job_ids: Sequence[str], keep: Keep | None = None) -> list[TaskRecord]:
         self.calls["sacct"] += 1
         if self.fail_queries:

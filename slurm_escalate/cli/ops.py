@@ -132,6 +132,12 @@ def _diagnosis_lines(d: adopting.Diagnosis, dry_run: bool) -> list[str]:
 @click.option("--script", metavar="PATH", help="The job script, if it cannot be recovered.")
 @click.option("--workdir", metavar="DIR", help="The job's work directory, if unknown.")
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
+@click.option(
+    "-M",
+    "--clusters",
+    metavar="CLUSTER",
+    help="The cluster the job ran on (as sbatch -M; default: SLURM_CLUSTERS, else the local one).",
+)
 @click.option("--start-level", type=int, metavar="N", help="Ladder level the job ran at.")
 @click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
 @click.option("--max-resubmits", type=int, metavar="N", help="Cap on same-level resubmissions.")
@@ -149,6 +155,7 @@ def adopt(
     script: str | None,
     workdir: str | None,
     detached: bool,
+    clusters: str | None,
     verbose: int,
     quiet: int,
     **own: Any,
@@ -169,7 +176,14 @@ def adopt(
     Exit status: as sbatch_escalate's; 0 or 1 at once when nothing is left to do.
     """
     inp = adopting.AdoptInput(
-        job_id, tuple(extra), app.SubmitOptions(**own), script, workdir, detached, dry_run
+        job_id,
+        tuple(extra),
+        app.SubmitOptions(**own),
+        script,
+        workdir,
+        detached,
+        dry_run,
+        clusters,
     )
     console = Console(env.stdout, verbose - quiet, live=False if detached else None)
 

@@ -52,7 +52,7 @@ from slurm_escalate.sbatch.plan import (
     group_retries,
     plan_group,
 )
-from slurm_escalate.service.env import Env
+from slurm_escalate.service.env import Env, env_clusters, one_cluster
 from slurm_escalate.service.prepare import (
     Prepared,
     SubmitOptions,
@@ -164,11 +164,12 @@ def fetch(client: SlurmClient, job_id: str) -> SlurmView:
         )
     extras = _sacct_extras(client, job_id)
     run, timeout = client.runner.run, client.control_timeout
-    show = run(["scontrol", "show", "job", "--oneliner", job_id], timeout=timeout)
+    scontrol = client.command("scontrol")
+    show = run([*scontrol, "show", "job", "--oneliner", job_id], timeout=timeout)
     jobs = tuple(parse_scontrol_jobs(show.stdout)) if show.returncode == 0 else ()
     script = None
     if jobs:
-        written = run(["scontrol", "write", "batch_script", job_id, "-"], timeout=timeout)
+        written = run([*scontrol, "write", "batch_script", job_id, "-"], timeout=timeout)
         script = written.stdout if written.returncode == 0 and written.stdout.strip() else None
     uid = extras.get("UID", "")
     if uid.isdigit() and int(uid) != os.getuid():
@@ -188,7 +189,7 @@ def fetch(client: SlurmClient, job_id: str) -> SlurmView:
 def _sacct_extras(client: SlurmClient, job_id: str) -> dict[str, str]:
     env = query_env()
     for fields in (EXTRA_FIELDS, EXTRA_FIELDS[:-1]):  # SubmitLine is new in Slurm 21.08
-        argv = ["sacct", "--noheader", "--parsable2", "--allocations"]
+        argv = [*client.command("sacct"), "--noheader", "--parsable2", "--allocations"]
         argv += [f"--format={','.join(fields)}", f"--jobs={job_id}"]
         result = client.runner.run(argv, timeout=client.query_timeout, env=env)
         if result.returncode != 0 and "SubmitLine" in fields and "field" in result.stderr:
@@ -369,13 +370,31 @@ def recover(view: SlurmView, over: Overrides) -> Recovered:
 
 def chain_token(opts: Sequence[str]) -> str | None:
     """The ``--comment`` token a chain put on the job (``slurm-escalate:<chain>:<seq>``)."""
+    last = _last_option(opts, "comment") or ""
+    return last if last.startswith(TOKEN_PREFIX) and token_chain(last) else None
+
+
+def _last_option(tokens: Sequence[str], name: str) -> str | None:
+    """The value of sbatch option ``name`` (the last one given) before the script."""
     try:
-        items, _, _ = getopt(opts)
+        items, _, _ = getopt(tokens)
     except OptionSyntaxError:
         return None
-    values = [i.option.value or "" for i in items if i.option.name == "comment"]
-    last = values[-1] if values else ""
-    return last if last.startswith(TOKEN_PREFIX) and token_chain(last) else None
+    values = [i.option.value or "" for i in items if i.option.name == name]
+    return values[-1] if values else None
+
+
+def with_cluster(rec: Recovered, clusters: str | None) -> Recovered:
+    """The job's cluster (adopt -M, or the environment's) kept in the chain's options, so
+    its resubmissions go there and a resume asks there (``chain_clusters``)."""
+    if clusters is None:
+        return rec
+    recorded = _last_option(rec.tokens, "clusters")
+    if recorded is None:
+        return replace(rec, tokens=(f"--clusters={clusters}", *rec.tokens))
+    if recorded != clusters:
+        raise UsageError(f"job was submitted with -M {recorded}, not {clusters}")
+    return rec
 
 
 def token_chain(token: str) -> str:
@@ -556,6 +575,7 @@ class AdoptInput:
     workdir: str | None = None  # --workdir, as typed
     detached: bool = False
     dry_run: bool = False
+    clusters: str | None = None  # -M: the cluster the job ran on
 
 
 @dataclass(frozen=True)
@@ -609,14 +629,17 @@ def adopt(
     owner = chain_of(store, inp.job_id)
     if owner is not None:
         raise _belongs(inp.job_id, owner)
-    client = env.client()
+    clusters = (
+        one_cluster(inp.clusters, "--clusters/-M") if inp.clusters else env_clusters(env.environ)
+    )
+    client = env.client(clusters)
     view_ = fetch(client, inp.job_id)
     over = Overrides(
         _absolute(cwd, inp.script) if inp.script else None,
         _absolute(cwd, inp.workdir) if inp.workdir else None,
         inp.extra,
     )
-    rec = recover(view_, over)
+    rec = with_cluster(recover(view_, over), clusters)
     if rec.old_token is not None and token_chain(rec.old_token) in store.chain_ids():
         # its sbatch was interrupted before the chain noted the job id: resume finds it
         raise _belongs(inp.job_id, token_chain(rec.old_token), " (it carries its token)")

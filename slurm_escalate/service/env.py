@@ -20,12 +20,15 @@ from slurm_escalate.engine.submitter import Clock
 from slurm_escalate.errors import UsageError
 from slurm_escalate.sbatch.args import JobRequest, effective, make_request
 from slurm_escalate.slurm.client import CLUSTER_NAME_RE, SlurmClient, SlurmCommands
+from slurm_escalate.slurm.runner import CommandRunner
 from slurm_escalate.state.store import ChainStore, default_home, new_chain_id
 
 SBATCH_TIMEOUT_ENV = "SLURM_ESCALATE_SBATCH_TIMEOUT"
 
 
-def default_client(environ: Mapping[str, str], clusters: str | None = None) -> SlurmClient:
+def default_client(
+    environ: Mapping[str, str], clusters: str | None = None, runner: CommandRunner | None = None
+) -> SlurmClient:
     """The real client; SLURM_ESCALATE_SBATCH_TIMEOUT (seconds) bounds each sbatch call.
     ``clusters``: the chain's ``-M``, carried by every sacct, squeue, scancel and scontrol."""
     raw = environ.get(SBATCH_TIMEOUT_ENV, "")
@@ -34,7 +37,7 @@ def default_client(environ: Mapping[str, str], clusters: str | None = None) -> S
     except ValueError:
         msg = f"{SBATCH_TIMEOUT_ENV}={raw!r} is not a number of seconds"
         raise UsageError(msg) from None
-    return SlurmCommands(submit_timeout=timeout, clusters=clusters)
+    return SlurmCommands(runner, submit_timeout=timeout, clusters=clusters)
 
 
 def request_clusters(request: JobRequest) -> str | None:
@@ -44,10 +47,11 @@ def request_clusters(request: JobRequest) -> str | None:
     job id could then name jobs of several clusters in every later sacct and scancel.
     """
     value = effective(request, "clusters")
-    return None if value is None else _one_cluster(value, "--clusters/-M")
+    return None if value is None else one_cluster(value, "--clusters/-M")
 
 
-def _one_cluster(value: str, source: str) -> str:
+def one_cluster(value: str, source: str) -> str:
+    """``value`` if it names exactly one cluster; else a usage error naming ``source``."""
     if not CLUSTER_NAME_RE.fullmatch(value) or value.lower() == "all":
         raise UsageError(
             f"{source} {value!r}: give exactly one cluster name "
@@ -72,11 +76,17 @@ def submission_clusters(
     given = request_clusters(request)
     if given is not None:
         return tokens, given
+    value = env_clusters(environ)
+    return ([f"--clusters={value}", *tokens] if value else tokens), value
+
+
+def env_clusters(environ: Mapping[str, str]) -> str | None:
+    """The one cluster SBATCH_CLUSTERS or SLURM_CLUSTERS names, as sbatch reads them."""
     for name in CLUSTERS_ENV:
         value = environ.get(name, "").strip()
         if value:
-            return [f"--clusters={value}", *tokens], _one_cluster(value, name)
-    return tokens, None
+            return one_cluster(value, name)
+    return None
 
 
 def chain_clusters(chain: Chain) -> str | None:
@@ -96,6 +106,7 @@ class Env:
     """The Slurm client factory, the state directory, the clock, the environment, stdout."""
 
     client_factory: Callable[[], SlurmClient] | None = None  # None: the real client
+    runner: CommandRunner | None = None  # the real client's commands (None: subprocesses)
     home: Path | None = None  # None: $SLURM_ESCALATE_HOME or the XDG state directory
     clock: Clock = field(default_factory=Clock)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
@@ -107,7 +118,7 @@ class Env:
         """The Slurm client; ``clusters``: the one cluster of the chain's jobs (sbatch -M)."""
         if self.client_factory is not None:
             return self.client_factory()
-        return default_client(self.environ, clusters)
+        return default_client(self.environ, clusters, self.runner)
 
     @cached_property
     def store(self) -> ChainStore:

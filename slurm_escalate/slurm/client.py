@@ -52,7 +52,8 @@ class SlurmClient(Protocol):
     Positional parameters are positional-only here, so an implementation may
     name them as it likes. ``runner`` and the two timeouts are the raw command
     channel that adopting uses for read-only commands of its own (``scontrol
-    show job``, ``scontrol write batch_script``, the extra sacct fields).
+    show job``, ``scontrol write batch_script``, the extra sacct fields), each
+    started with ``command`` so that it goes to the client's cluster.
     """
 
     @property
@@ -63,6 +64,10 @@ class SlurmClient(Protocol):
 
     @property
     def control_timeout(self) -> float: ...
+
+    def command(self, name: str, /) -> list[str]:
+        """A Slurm command's argv start for the raw channel (with the client's cluster)."""
+        ...
 
     def submit(
         self,
@@ -161,7 +166,7 @@ class SlurmCommands:
         if not ids:
             return []
         argv = [
-            *self._command("sacct"),
+            *self.command("sacct"),
             "--noheader",
             "--parsable2",
             f"--format={','.join(SACCT_FIELDS)}",
@@ -191,7 +196,7 @@ class SlurmCommands:
         env = query_env()
         found: dict[str, str] = {}
         sacct = [
-            *self._command("sacct"),
+            *self.command("sacct"),
             "--noheader",
             "--parsable2",
             "--allocations",
@@ -200,7 +205,7 @@ class SlurmCommands:
             f"--user={user}",
         ]
         squeue = [
-            *self._command("squeue"),
+            *self.command("squeue"),
             "--noheader",
             f"--user={user}",
             "--format=%F|%k",
@@ -220,11 +225,11 @@ class SlurmCommands:
         ids = _checked_ids(job_ids)
         if not ids:
             return
-        _check(self.runner.run([*self._command("scancel"), *ids], timeout=self.control_timeout))
+        _check(self.runner.run([*self.command("scancel"), *ids], timeout=self.control_timeout))
 
     def partitions(self) -> dict[str, PartitionInfo]:
         """Partitions by name, including hidden ones (``--all``) a user may still use."""
-        scontrol = self._command("scontrol")
+        scontrol = self.command("scontrol")
         part = self.runner.run(
             [*scontrol, "--all", "--oneliner", "show", "partition"],
             timeout=self.control_timeout,
@@ -240,13 +245,13 @@ class SlurmCommands:
         """Array limits from ``scontrol show config``, fetched once per client."""
         if self._limits is None:
             result = self.runner.run(
-                [*self._command("scontrol"), "show", "config"], timeout=self.control_timeout
+                [*self.command("scontrol"), "show", "config"], timeout=self.control_timeout
             )
             _check(result)
             self._limits = parse_cluster_limits(result.stdout)
         return self._limits
 
-    def _command(self, name: str) -> list[str]:
+    def command(self, name: str, /) -> list[str]:
         """A Slurm command's name, with ``--clusters`` when the chain runs on another cluster."""
         return [name] if self.clusters is None else [name, f"--clusters={self.clusters}"]
 

@@ -319,3 +319,59 @@ def test_cancel_of_a_chain_submitted_with_clusters_cancels_on_that_cluster(site)
     rows = site.sacct(job)
     assert {row.state for row in rows.values()} == {"CANCELLED"}, rows
     assert _host_names(site) == ""
+
+
+@pytest.mark.timeout(600)
+def test_adopt_with_clusters_finds_and_escalates_a_job_of_that_cluster(site):
+    """A plain sbatch array on the site cluster, adopted from the host's config with -M."""
+    script = site.job_script(
+        f'if [ "$idx" = {OOM} ] && [ "${{SLURM_ESCALATE_LEVEL:-0}}" = 0 ]; then use_memory 300; '
+        "else sleep 1; fi"
+    )
+    sub = _slurm(
+        site,
+        "sbatch",
+        "--parsable",
+        f"--job-name={site.job_name}",
+        "--array=0-2",
+        "-p",
+        "small",
+        "--mem=100M",
+        "-t",
+        "1",
+        f"--output={site.dir}/%x-%a.out",
+        f"--chdir={site.dir}",
+        str(script),
+    )
+    job = sub.stdout.strip().split(";")[0]
+    done = site.wait_until(
+        lambda: (rows := site.sacct(job)) and len(rows) == 3 and all(
+            r.state in ("COMPLETED", "OUT_OF_MEMORY") for r in rows.values()
+        ),
+        timeout=240,
+        interval=2,
+    )
+    assert done, site.sacct(job)
+    ladder = site.ladder(LADDER)
+
+    r = site._run(
+        [*site.slurm_escalate_cli, "adopt", job, "-M", "site", "--config", str(ladder)]
+        + ["--min-poll", "1"],
+        400,
+        site.host_env,
+    )
+
+    assert r.returncode == 0, r.describe() + site.debug()
+    (chain_dir,) = site.chain_dirs()
+    status = site.status(chain_dir.name)
+    assert "--clusters=site" in status["sbatch_args"], status
+    tasks = site.by_index(status)
+    assert (tasks[OOM]["state"], tasks[OOM]["level"], tasks[OOM]["attempts"]) == (
+        "COMPLETED",
+        1,
+        2,
+    )
+    (retry,) = status["submissions"][1:]
+    rows = site.sacct(retry["job_id"])
+    assert {(row.partition, row.state) for row in rows.values()} == {("large", "COMPLETED")}
+    assert _host_names(site) == "", "nothing ran on the host cluster"

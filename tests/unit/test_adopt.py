@@ -331,8 +331,8 @@ class AdoptRunner:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> CommandResult:
-        a = tuple(argv)
-        self.calls.append(a)
+        self.calls.append(tuple(argv))
+        a = tuple(w for w in argv if not w.startswith("--clusters="))  # checked by a test
         if a[0] == "sbatch":
             raise AssertionError("adopt --dry-run must not submit")
         if a[0] == "sacct" and "--format=JobID,UID,Submit,WorkDir,SubmitLine" in a:
@@ -578,3 +578,31 @@ def test_an_array_sacct_does_not_list_yet_is_not_taken_for_a_plain_job(home, cap
         "slurm-escalate: error: job 84 is an array, but sacct does not list its tasks yet: "
         "try again shortly\n"
     )
+
+
+def test_adopt_with_clusters_asks_that_cluster_and_keeps_it(home, capsys):
+    (home / "job.sh").write_text(SCRIPT)
+    runner = AdoptRunner("85", [("COMPLETED", "0:0"), ("OUT_OF_MEMORY", "0:125")])
+    argv = ["adopt", "85", "-M", "site", "--config", "ladder.yaml", "--workdir", str(home)]
+    with pytest.raises(SystemExit) as e:  # the real client, built with the cluster
+        cli._run(cli.cli, "slurm-escalate", [*argv, "--dry-run"], Env(runner=runner))
+    code, (out, err) = e.value.code, capsys.readouterr()
+    assert (code, err) == (0, "")
+    slurm_calls = [c for c in runner.calls if c[0] in ("sacct", "scontrol", "squeue")]
+    assert slurm_calls and all(c[1] == "--clusters=site" for c in slurm_calls), slurm_calls
+    assert out.splitlines()[-1].startswith("would run: sbatch --parsable --clusters=site ")
+
+
+def test_adopt_clusters_from_the_environment_and_a_list_refused(home, capsys):
+    (home / "job.sh").write_text(SCRIPT)
+    runner = AdoptRunner("86", [("OUT_OF_MEMORY", "0:125")])
+    env = Env(runner=runner, environ={"SLURM_CLUSTERS": "a,b"})
+    with pytest.raises(SystemExit) as e:
+        cli._run(cli.cli, "slurm-escalate", ["adopt", "86", "--dry-run"], env)
+    _, err = capsys.readouterr()
+    assert e.value.code == 2
+    assert err == (
+        "slurm-escalate: error: SLURM_CLUSTERS 'a,b': give exactly one cluster name "
+        "(a chain follows its jobs on one cluster)\n"
+    )
+    assert runner.calls == []

@@ -348,6 +348,7 @@ PROTOCOL_MEMBERS = {
     "cancel",
     "partitions",
     "limits",
+    "command",
     "runner",
     "query_timeout",
     "control_timeout",
