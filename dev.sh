@@ -190,6 +190,85 @@ on_test_exit() {
     fi
 }
 
+# What a user gets from `pip install` / `pipx install`: build the sdist and the wheel, check both
+# (twine check, their contents), install the wheel into a fresh venv outside the checkout and run
+# both commands from it, `--dry-run` against the local cluster included (it submits nothing).
+# Every step returns 1 on failure: phase runs this in an `||` list, where `set -e` does not act.
+packaging() {
+    local tmp venv dist sdist wheel version out
+    tmp=$(mktemp -d /tmp/slurm-escalate-packaging.XXXXXX)
+    dist="$tmp/dist" venv="$tmp/venv"
+    log "python -m build (sdist, then the wheel from it) into $dist"
+    python -m build --outdir "$dist" "$ROOT" >"$tmp/build.log" 2>&1 \
+        || { cat "$tmp/build.log" >&2; log "build failed; kept $tmp"; return 1; }
+    sdist=$(ls "$dist"/*.tar.gz) && wheel=$(ls "$dist"/*.whl) || { log "no sdist or wheel in $dist"; return 1; }
+    log "twine check --strict $(basename "$sdist") $(basename "$wheel")"
+    twine --no-color check --strict "$sdist" "$wheel" || { log "twine check failed; kept $tmp"; return 1; }
+    check_dist_contents "$sdist" "$wheel" || { log "kept $tmp"; return 1; }
+    log "installing the wheel into a fresh venv ($venv)"
+    python3 -m venv "$venv" || return 1
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheel" >"$tmp/pip.log" 2>&1 \
+        || { cat "$tmp/pip.log" >&2; log "pip install of the wheel failed; kept $tmp"; return 1; }
+    version=$(basename "$wheel" | cut -d- -f2)  # slurm_escalate-VERSION-py3-none-any.whl
+    mkdir -p "$tmp/work" || return 1
+    (
+        cd "$tmp/work" || exit 1  # not the checkout: nothing can import its source
+        # the checkout's .venv off PATH: only the fresh venv's commands (and Slurm's) are found
+        PATH="$venv/bin:$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$VENV/bin" | paste -sd:)"
+        export SLURM_ESCALATE_HOME="$tmp/state"
+        where=$(python -c 'import slurm_escalate; print(slurm_escalate.__file__)') || exit 1
+        case "$where" in "$venv"/*) ;; *) log "slurm_escalate imported from $where, not the fresh venv"; exit 1 ;; esac
+        for prog in sbatch_escalate slurm-escalate; do
+            [ "$(command -v "$prog")" = "$venv/bin/$prog" ] || { log "$prog is not the fresh venv's"; exit 1; }
+            out=$("$prog" --version) || { log "$prog --version failed"; exit 1; }
+            log "$prog --version: $out"
+            [ "$out" = "$prog $version" ] || { log "expected '$prog $version'"; exit 1; }
+        done
+        log "sbatch_escalate --dry-run --config examples/ladder.yaml --array 0-11 examples/variable-job.sh"
+        out=$(sbatch_escalate --dry-run --config "$ROOT/examples/ladder.yaml" --array 0-11 \
+            "$ROOT/examples/variable-job.sh") || { log "the dry run failed"; exit 1; }
+        printf '%s\n' "$out" | sed 's/^/[dev]   /' >&2
+        grep -q '^sbatch --parsable .*--partition=devel' <<<"$out" \
+            || { log "the dry run printed no sbatch command for the ladder's level 0 (devel)"; exit 1; }
+        [ ! -e "$SLURM_ESCALATE_HOME" ] || { log "--dry-run created $SLURM_ESCALATE_HOME"; exit 1; }
+    ) || { log "kept $tmp"; return 1; }
+    rm -rf "$tmp"
+}
+
+check_dist_contents() {  # check_dist_contents SDIST WHEEL: what a user needs is in, tests are out
+    python - "$ROOT" "$1" "$2" <<'PY'
+import pathlib, sys, tarfile, zipfile
+root, sdist, wheel = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+with tarfile.open(sdist) as t:
+    names = t.getnames()
+top = names[0].split("/")[0]
+in_sdist = {n.split("/", 1)[1] for n in names if "/" in n}
+with zipfile.ZipFile(wheel) as z:
+    in_wheel = set(z.namelist())
+package = {str(p.relative_to(root)) for p in (root / "slurm_escalate").rglob("*.py")}
+need = {"README.md", "pyproject.toml", "PKG-INFO"} | package
+need |= {p.name for p in root.glob("LICEN[CS]E*")} | {p.name for p in root.glob("COPYING*")}
+manifest = root / "MANIFEST.in"
+if manifest.exists() and "examples" in manifest.read_text():  # only if the sdist is told to
+    need |= {str(p.relative_to(root)) for p in (root / "examples").iterdir()}
+problems = [f"sdist lacks {n}" for n in sorted(need - in_sdist)]
+problems += [f"wheel lacks {n}" for n in sorted(package - in_wheel)]
+dist_info = next((n.split("/")[0] for n in in_wheel if ".dist-info/" in n), "")
+problems += [f"wheel carries {n}" for n in sorted(in_wheel)
+             if not n.startswith(("slurm_escalate/", dist_info + "/"))
+             or n.split("/")[1] in ("tests", "conftest.py")]
+entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
+problems += [f"wheel has no console script {s}" for s in ("sbatch_escalate", "slurm-escalate")
+             if f"\n{s} = " not in "\n" + entry_points]
+for p in problems:
+    print(f"[dev] {p}", file=sys.stderr)
+if not problems:
+    print(f"[dev] contents ok: sdist {top} ({len(in_sdist)} entries), wheel ({len(in_wheel)} "
+          f"files): the {len(package)} package modules, no tests in the wheel", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+}
+
 install_chromium() {
     if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
         log "installing chromium from Debian (the report's HTML is checked in a headless browser)"
@@ -219,6 +298,7 @@ run_tests() {
     log "container files: hadolint (docker-cluster/Dockerfile), Compose schema (compose.yaml)"
     bash "$ROOT/docker-cluster/lint-container.sh"
     PHASES+=("lint: ruff, mypy, import-linter, container files|$((SECONDS - t0))|ok")
+    phase "packaging: sdist, wheel, twine, fresh venv" packaging
     phase "22.05 (host): unit and e2e, in parallel" \
         selected_ok python -m pytest -n 8 --durations=15 -m "not disruptive" "$@" tests
     phase "22.05 (host): disruptive, one at a time" \

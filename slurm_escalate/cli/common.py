@@ -7,6 +7,7 @@ others' internals, so there is no cycle between them.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from collections.abc import Callable
 from typing import Any
 
@@ -58,8 +59,27 @@ def echo(env: Env, text: str = "", nl: bool = True) -> None:
 
 
 def version_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--version``: the installed package's version (importlib.metadata)."""
-    return click.version_option(package_name=PACKAGE, message="%(prog)s %(version)s")
+    """``--version``: ``PROG VERSION``, the installed package's version (importlib.metadata).
+
+    Not click.version_option: its callback keeps the first program name and version it
+    printed, so the submit command, shared by ``sbatch_escalate`` and ``slurm-escalate
+    submit``, would name whichever ran first in a process.
+    """
+
+    def show(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if not value or ctx.resilient_parsing:
+            return
+        click.echo(f"{ctx.find_root().info_name} {importlib.metadata.version(PACKAGE)}")
+        ctx.exit()
+
+    return click.option(
+        "--version",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=show,
+        help="Show the version and exit.",
+    )
 
 
 def verbosity_options(fn: Callable[..., Any]) -> Callable[..., Any]:

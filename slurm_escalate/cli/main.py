@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 from loguru import logger
 
 from slurm_escalate.arrays.spec import compress
+from slurm_escalate.cli import complete
 from slurm_escalate.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -83,11 +85,34 @@ CONTEXT = {
 }
 
 
+class SubmitCommand(click.Command):
+    """The submit command; shell completion reads its line as ``sbatch_escalate`` does:
+    only the leading run of this tool's options is this tool's (``own_options_first``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:  # completion: the entry points have not split the line
+            args = own_options_first(complete.rejoin_equals(args))
+        return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        own = super().shell_complete(ctx, incomplete)
+        return complete.submit_option_names(ctx, incomplete, own, "sbatch_args")
+
+
 @click.command(
-    "submit", context_settings=CONTEXT, help=SUBMIT_HELP, options_metavar="[OWN OPTIONS]"
+    "submit",
+    cls=SubmitCommand,
+    context_settings=CONTEXT,
+    help=SUBMIT_HELP,
+    options_metavar="[OWN OPTIONS]",
 )
 @version_option()
-@click.option("--config", metavar="FILE", help="Ladder YAML (levels, state_handling).")
+@click.option(
+    "--config",
+    metavar="FILE",
+    help="Ladder YAML (levels, state_handling).",
+    shell_complete=complete.files,
+)
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
 @click.option("--start-level", type=int, metavar="N", help="Ladder level of the first attempt.")
@@ -121,6 +146,7 @@ CONTEXT = {
     nargs=-1,
     type=click.UNPROCESSED,
     metavar="[SBATCH OPTIONS...] SCRIPT [SCRIPT ARGS...]",
+    shell_complete=complete.sbatch_words,
 )
 @pass_env
 @domain_errors
@@ -190,7 +216,7 @@ def dry_run_lines(dry: DryRun) -> list[str]:
 
 
 @click.command("resume", context_settings=HELP)
-@click.argument("chain_ref", metavar="CHAIN")
+@click.argument("chain_ref", metavar="CHAIN", shell_complete=complete.chains)
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option("--min-poll", type=float, metavar="SECONDS", help="Floor of the poll interval.")
 @verbosity_options
@@ -222,7 +248,7 @@ def resume(
 
 
 @click.command("status", context_settings=HELP)
-@click.argument("chain_ref", metavar="CHAIN")
+@click.argument("chain_ref", metavar="CHAIN", shell_complete=complete.chains)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_env
 @domain_errors

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import click
 
+from slurm_escalate.cli import complete
 from slurm_escalate.cli.common import HELP, domain_errors, echo, pass_env, verbosity_options
 from slurm_escalate.cli.console import Console
 from slurm_escalate.service import adopt as adopting
@@ -49,7 +50,7 @@ class _FrameView:
 
 
 @click.command("watch", context_settings=HELP)
-@click.argument("chain_ref", metavar="CHAIN")
+@click.argument("chain_ref", metavar="CHAIN", shell_complete=complete.chains)
 @click.option("--interval", type=float, default=2.0, show_default=True, metavar="SECONDS")
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
 @click.option("--events", type=int, default=8, show_default=True, help="Recent events shown.")
@@ -70,7 +71,7 @@ def watch(env: Env, chain_ref: str, interval: float, once: bool, events: int) ->
 
 
 @click.command("log", context_settings=HELP)
-@click.argument("chain_ref", metavar="CHAIN")
+@click.argument("chain_ref", metavar="CHAIN", shell_complete=complete.chains)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the chain is final.")
 @click.option("-n", "--lines", type=click.IntRange(min=0), metavar="N", help="Last N lines.")
 @pass_env
@@ -93,7 +94,7 @@ def log(env: Env, chain_ref: str, follow: bool, lines: int | None) -> int:
 
 
 @click.command("cancel", context_settings=HELP)
-@click.argument("chain_ref", metavar="CHAIN")
+@click.argument("chain_ref", metavar="CHAIN", shell_complete=complete.chains)
 @pass_env
 @domain_errors
 def cancel(env: Env, chain_ref: str) -> int:
@@ -127,10 +128,25 @@ def _diagnosis_lines(d: adopting.Diagnosis, dry_run: bool) -> list[str]:
 @click.command("adopt", context_settings=HELP)
 @click.argument("job_id", metavar="JOBID")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED, metavar="[-- SBATCH OPTIONS...]")
-@click.option("--config", metavar="FILE", help="Ladder YAML (levels, state_handling).")
+@click.option(
+    "--config",
+    metavar="FILE",
+    help="Ladder YAML (levels, state_handling).",
+    shell_complete=complete.files,
+)
 @click.option("--dry-run", is_flag=True, help="Print the diagnosis and sbatch lines only.")
-@click.option("--script", metavar="PATH", help="The job script, if it cannot be recovered.")
-@click.option("--workdir", metavar="DIR", help="The job's work directory, if unknown.")
+@click.option(
+    "--script",
+    metavar="PATH",
+    help="The job script, if it cannot be recovered.",
+    shell_complete=complete.files,
+)
+@click.option(
+    "--workdir",
+    metavar="DIR",
+    help="The job's work directory, if unknown.",
+    shell_complete=complete.dirs,
+)
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option(
     "-M",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from slurm_escalate.cli import complete
 from slurm_escalate.cli.common import EXIT_OK, HELP, domain_errors, echo, pass_env
 from slurm_escalate.errors import StateError
 from slurm_escalate.reporting import render_html, render_json, render_markdown
@@ -39,12 +40,23 @@ Without --format, the format follows -o's suffix (.html, .json), else md.
 
 
 @click.command("report", help=REPORT_HELP, context_settings=HELP)
-@click.argument("chain_ref", metavar="CHAIN", required=False)
+@click.argument("chain_ref", metavar="CHAIN", required=False, shell_complete=complete.chains)
 @click.option("--all", "all_chains", is_flag=True, help="Every chain in the state directory.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format [default: md].")
 @click.option("--detailed", is_flag=True, help="Add every attempt of every task (md, html).")
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE, not stdout.")
-@click.option("--db", metavar="FILE", help="Also export chains, submissions, attempts to SQLite.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Write the report to FILE, not stdout.",
+    shell_complete=complete.files,
+)
+@click.option(
+    "--db",
+    metavar="FILE",
+    help="Also export chains, submissions, attempts to SQLite.",
+    shell_complete=complete.files,
+)
 @pass_env
 @domain_errors
 def report(
