@@ -100,6 +100,10 @@ def test_adopting_a_job_whose_chain_was_killed_inside_sbatch_names_resume(e2e):
     jobs = e2e.wait_until(lambda: sorted({e2e.job_base(j) for j in e2e.jobs_named()}), 60)
     assert len(jobs) == 1, jobs
     (job,) = jobs
+    # as a user would: once sacct lists the tasks (right after the submission it may not know
+    # the job yet, and adopt says "try again shortly"; tests/unit/test_adopt.py has those cases)
+    listed = e2e.wait_until(lambda: len(e2e.sacct(job)) == 3, 120, 1)
+    assert listed, e2e.sacct(job)
     # the chain never noted the job id: only the token ties the job to it
     assert e2e.status(chain)["submissions"][0].get("job_id") in (None, ""), e2e.status(chain)
 
