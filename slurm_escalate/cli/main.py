@@ -35,6 +35,7 @@ from slurm_escalate.cli.common import (
 from slurm_escalate.cli.console import Console
 from slurm_escalate.cli.ops import adopt, cancel, log, watch
 from slurm_escalate.cli.report import report
+from slurm_escalate.cli.suggest import suggest
 from slurm_escalate.reporting.summary import list_rows, status_json, summary, summary_text
 from slurm_escalate.sbatch.plan import PlannedFile
 from slurm_escalate.service import chains
@@ -61,6 +62,7 @@ Examples:
   sbatch_escalate --detached --config ladder.yaml --array 0-99%10 job.sbatch in.txt
   chain=$(sbatch_escalate --parsable --detached --mem 2G -t 1:00:00 job.sbatch)
   sbatch_escalate --dry-run --config ladder.yaml -p day job.sbatch
+  sbatch_escalate --start-level auto --config ladder.yaml --array 0-99 job.sbatch
 
 \b
 Resources: your --mem/--time/--partition (command line or #SBATCH) apply.
@@ -76,6 +78,20 @@ the first submission; 130 monitoring interrupted (jobs keep running).
 
 Note: -v, -q and -h are this tool's; use sbatch's long forms --qos, --verbose.
 """
+
+
+class StartLevel(click.ParamType):
+    """``--start-level``: a level number, or ``auto`` (sized from the script's history)."""
+
+    name = "level"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value == app.AUTO:
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a level number or {app.AUTO}", param, ctx)
 
 
 CONTEXT = {
@@ -115,7 +131,13 @@ class SubmitCommand(click.Command):
 )
 @click.option("--detached", is_flag=True, help="Monitor from a daemon that survives logout.")
 @click.option("--max-level", type=int, metavar="N", help="Highest ladder level to use.")
-@click.option("--start-level", type=int, metavar="N", help="Ladder level of the first attempt.")
+@click.option(
+    "--start-level",
+    type=StartLevel(),
+    metavar="N|auto",
+    help="Ladder level of the first attempt; auto: the lowest that covers 95% of what "
+    "earlier chains of this script needed (slurm-escalate suggest), else 0.",
+)
 @click.option("--max-resubmits", type=int, metavar="N", help="Cap on same-level resubmissions.")
 @click.option(
     "--min-poll",
@@ -199,7 +221,8 @@ def _file_line(file: PlannedFile) -> str:
 
 def dry_run_lines(dry: DryRun) -> list[str]:
     """What --dry-run prints: the chain and files it would create, each sbatch argv exactly."""
-    lines = [f"# would create chain {dry.chain_id} in {dry.chain_dir}"]
+    lines = [f"# {note}" for note in dry.notes]
+    lines.append(f"# would create chain {dry.chain_id} in {dry.chain_dir}")
     lines += [f"# would write {c.path}: a copy of {c.source}" for c in dry.copies]
     subs = dry.submissions
     if len(subs) > 1 or subs[0].plan.offset:
@@ -305,10 +328,11 @@ def cli() -> None:
       slurm-escalate submit --config ladder.yaml --array 0-99 job.sbatch
       slurm-escalate list
       slurm-escalate status 20261122-101500-ab12 --json
+      slurm-escalate suggest job.sbatch
     """
 
 
-for _command in (submit, list_chains, status, resume, watch, log, cancel, adopt, report):
+for _command in (submit, list_chains, status, resume, watch, log, cancel, adopt, report, suggest):
     cli.add_command(_command)
 
 

@@ -1,11 +1,13 @@
 """Right-sizing advice: which level would have fit 95% of the tasks from the start.
 
-The sample is every task that completed, measured on its completing attempt
-(MaxRSS, Elapsed). A level fits when its memory beats the 95th percentile of
-MaxRSS by ``MEM_HEADROOM`` (sacct samples MaxRSS, so peaks are under-reported;
-the same 20% the ``skip`` escalation uses) and its time limit beats the 95th
-percentile of the runtime by ``TIME_HEADROOM``. A level whose memory or time
-is unknown is not judged on it.
+The rule is :mod:`slurm_escalate.reporting.sizing`'s, the same that
+``slurm-escalate suggest`` and ``--start-level auto`` apply to every earlier
+chain of a script, here over this one chain: each task's need is measured on
+its completing attempt (MaxRSS, Elapsed) or bounded from below by the attempts
+that ran out of memory or time; the lowest level whose memory beats the 95th
+percentile by ``MEM_HEADROOM`` and whose time limit beats it by
+``TIME_HEADROOM`` fits. The advice ends with a line ready to paste: the
+``--start-level`` option, or a ladder level to add when no level fits.
 """
 
 from __future__ import annotations
@@ -13,62 +15,100 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from slurm_escalate.core.models import SKIP_HEADROOM, Level
+from slurm_escalate.core.models import Level
 from slurm_escalate.reporting import fmt
-from slurm_escalate.reporting.model import COMPLETED, Advice, AttemptRow, TaskRow
+from slurm_escalate.reporting.model import (
+    COMPLETED,
+    Advice,
+    AttemptRow,
+    Paste,
+    Percentile,
+    Sizing,
+    TaskRow,
+    Verdict,
+)
+from slurm_escalate.reporting.sizing import (
+    MEM_HEADROOM,
+    PERCENTILE,
+    TIME_HEADROOM,
+    bound_mem,
+    ladder_line,
+    size,
+    task_need,
+)
 
-MEM_HEADROOM = SKIP_HEADROOM
-TIME_HEADROOM = 0.1
-PERCENTILE = 95
+__all__ = ["MEM_HEADROOM", "OVERSIZED", "PERCENTILE", "TIME_HEADROOM", "right_size"]
+
 #: a level holding more than this many times what 95% of tasks need is oversized
 OVERSIZED = 2.0
+NOTHING = "no task has completed yet: nothing to size from"
 
 
 def right_size(tasks: Sequence[TaskRow], levels: Mapping[int, Level], start: int) -> Advice:
+    needs = [n for t in tasks if (n := task_need(t.attempts)) is not None]
+    sizing = size(needs, levels)
+    if sizing.verdict is Verdict.NO_EVIDENCE:
+        return Advice((NOTHING,), None, None, None, 0, sizing)
+    head = _head(sizing)
+    if sizing.verdict is Verdict.NONE_FITS:
+        assert sizing.new_level is not None
+        top = sizing.start_level
+        lines = [f"{head}; no level has room for them: add a level above level {top}"]
+        paste = Paste(f"add above level {top} of the ladder", ladder_line(sizing.new_level))
+        best = None
+    else:
+        best = sizing.start_level
+        if best != start:
+            lines = [f"{head}; start at level {best} next time"]
+        else:
+            lines = [f"{head}; level {best} fits them: keep starting at level {best}"]
+        paste = Paste("next time", sizing.option)
     done_tasks = [t for t in tasks if t.state == COMPLETED and _completing(t) is not None]
     done_attempts = [a for t in done_tasks if (a := _completing(t)) is not None]
-    if not done_attempts:
-        return Advice(("no task has completed yet: nothing to size from",), None, None, None, 0)
-    rss = _p95([a.max_rss_kb / 1024 for a in done_attempts if a.max_rss_kb])
-    elapsed = _p95([a.elapsed_s for a in done_attempts if a.elapsed_s is not None])
-    p95_elapsed = None if elapsed is None else math.ceil(elapsed)
-    need_mem = None if rss is None else rss * (1 + MEM_HEADROOM)
-    need_time = None if elapsed is None else elapsed * (1 + TIME_HEADROOM)
-    fits = [lv for lv, res in sorted(levels.items()) if _fits(res, need_mem, need_time)]
-    best = fits[0] if fits else None
+    lines.extend(_details(done_tasks, done_attempts, levels, start, best, sizing))
+    lines.append(paste.line)
+    return Advice(
+        tuple(lines),
+        best,
+        _measured(sizing.mem),
+        _ceil(_measured(sizing.time)),
+        sizing.tasks,
+        sizing,
+        paste,
+    )
 
-    measured = []
-    if rss is not None:
-        measured.append(f"peaked under {fmt.mem(rss, up=True)}")
-    if elapsed is not None:
-        measured.append(f"ran under {fmt.duration(elapsed, up=True)}")
-    head = f"{PERCENTILE}% of tasks {' and '.join(measured) or 'completed'}"
-    if best is None:
-        top = max(levels) if levels else start
-        lines = [f"{head}; no level has room for them: add a level above level {top}"]
-    elif best != start:
-        lines = [f"{head}; start at level {best} next time"]
-    else:
-        lines = [f"{head}; level {best} fits them: keep starting at level {best}"]
-    lines.extend(_details(done_tasks, done_attempts, levels, start, best, need_mem))
-    return Advice(tuple(lines), best, rss, p95_elapsed, len(done_attempts))
+
+def _measured(p: Percentile | None) -> float | None:
+    return None if p is None or p.figure.lower_bound else p.figure.value
+
+
+def _ceil(x: float | None) -> int | None:
+    return None if x is None else math.ceil(x)
+
+
+def _head(s: Sizing) -> str:
+    """What 95% of tasks stayed under (measurements), what over 5% needed more than (bounds)."""
+    under, over = [], []
+    if s.mem is not None:
+        if s.mem.figure.lower_bound:
+            over.append(f"more than {bound_mem(s.mem.figure.value)} (they ran out of memory there)")
+        else:
+            under.append(f"peaked under {fmt.mem(s.mem.figure.value, up=True)}")
+    if s.time is not None:
+        if s.time.figure.lower_bound:
+            over.append(f"more than {fmt.duration(s.time.figure.value)} (they timed out there)")
+        else:
+            under.append(f"ran under {fmt.duration(s.time.figure.value, up=True)}")
+    parts = []
+    if under:
+        parts.append(f"{PERCENTILE}% of tasks {' and '.join(under)}")
+    if over:
+        parts.append(f"over {100 - PERCENTILE}% needed {' and '.join(over)}")
+    return "; ".join(parts)
 
 
 def _completing(task: TaskRow) -> AttemptRow | None:
     return next((a for a in reversed(task.attempts) if a.outcome == COMPLETED), None)
-
-
-def _p95(values: Sequence[float]) -> float | None:
-    if not values:
-        return None
-    sample = sorted(values)
-    return sample[max(0, math.ceil(PERCENTILE / 100 * len(sample)) - 1)]
-
-
-def _fits(res: Level, need_mem: float | None, need_time: float | None) -> bool:
-    if need_mem is not None and res.mem_mb is not None and res.mem_mb < need_mem:
-        return False
-    return not (need_time is not None and res.time_s is not None and res.time_s < need_time)
 
 
 def _details(
@@ -77,23 +117,26 @@ def _details(
     levels: Mapping[int, Level],
     start: int,
     best: int | None,
-    need_mem: float | None,
+    sizing: Sizing,
 ) -> list[str]:
     lines = []
-    first_try = sum(1 for a in attempts if a.attempt == 1)
     n = len(attempts)
-    lines.append(
-        f"{first_try} of {n} completed tasks ({fmt.pct(first_try, n)}) "
-        f"needed no retry at level {start}"
-    )
-    if best is not None and best > start:
+    if n:
+        first_try = sum(1 for a in attempts if a.attempt == 1)
+        lines.append(
+            f"{first_try} of {n} completed tasks ({fmt.pct(first_try, n)}) "
+            f"needed no retry at level {start}"
+        )
+    if (best is None or best > start) and n:
         climbed = [t for t in done_tasks if len(t.attempts) > 1]
         lost = sum(a.core_s for t in climbed for a in t.attempts if a.outcome != COMPLETED)
         lines.append(
             f"{len(climbed)} of {n} completed tasks had to be retried; their failed attempts "
             f"cost {fmt.core_hours(lost)} core-hours"
         )
+    need_mem = _measured(sizing.mem)
     if best is not None and need_mem is not None:
+        need_mem *= 1 + MEM_HEADROOM
         have = levels[best].mem_mb
         if have is not None and have > OVERSIZED * need_mem:
             lines.append(

@@ -135,7 +135,7 @@ def _chain(d: ReportData, now: float, detailed: bool) -> str:
         "<h3>Largest and median MaxRSS as a share of the request</h3>",
         svg.peak_chart(d),
         "<h2>Right-sizing advice</h2>",
-        '<ul class="advice">' + "".join(f"<li>{escape(x)}</li>" for x in d.advice.lines) + "</ul>",
+        _advice(d),
         "<h2>Rounds and submissions</h2>",
         _table(markdown.submissions_table(d)),
         "<h2>Levels</h2>",
@@ -156,6 +156,15 @@ def _chain(d: ReportData, now: float, detailed: bool) -> str:
         parts += ["<h2>Every attempt</h2>", _table(markdown.attempts_table(d))]
     parts.append("</article>")
     return "\n".join(parts)
+
+
+def _advice(d: ReportData) -> str:
+    """The advice as a list; its last line, ready to paste, as code."""
+    adv = d.advice
+    items = [escape(line) for line in adv.lines]
+    if adv.paste is not None and adv.lines and adv.lines[-1] == adv.paste.line:
+        items[-1] = f"{escape(adv.paste.lead)}: <code>{escape(adv.paste.text)}</code>"
+    return '<ul class="advice">' + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
 
 
 def _skips(d: ReportData) -> str:

@@ -13,6 +13,7 @@ from slurm_escalate.reporting.model import (
     ReportData,
     Spread,
 )
+from slurm_escalate.reporting.sizing import sizing_json
 
 SCHEMA = 1
 
@@ -134,6 +135,8 @@ def chain_json(d: ReportData) -> dict[str, Any]:
             "p95_max_rss_mb": None if adv.p95_rss_mb is None else round(adv.p95_rss_mb, 1),
             "p95_elapsed_s": adv.p95_elapsed_s,
             "sample": adv.sample,
+            "sizing": None if adv.sizing is None else sizing_json(adv.sizing),
+            "paste": None if adv.paste is None else adv.paste.text,
         },
         "escalation": d.escalation,
         "skips": [

@@ -36,7 +36,7 @@ def render_markdown(data: ReportData, detailed: bool = False) -> str:
     out += ["", "## Memory: MaxRSS against requested", ""]
     out += memory_table(data)
     out += ["", "## Right-sizing advice", ""]
-    out += [f"- {line}" for line in data.advice.lines]
+    out += advice_lines(data)
     out += ["", "## Skipped rungs", ""]
     out += skips_section(data)
     out += ["", "## Cost", ""]
@@ -49,6 +49,15 @@ def render_markdown(data: ReportData, detailed: bool = False) -> str:
         out += ["", "## Every attempt", ""]
         out += attempts_table(data)
     return "\n".join(out).rstrip() + "\n"
+
+
+def advice_lines(data: ReportData) -> list[str]:
+    """The advice as a list; its last line, ready to paste, as code."""
+    adv = data.advice
+    lines = [f"- {line}" for line in adv.lines]
+    if adv.paste is not None and adv.lines and adv.lines[-1] == adv.paste.line:
+        lines[-1] = f"- {adv.paste.lead}: `{adv.paste.text}`"
+    return lines
 
 
 def _header(data: ReportData) -> list[str]:

@@ -11,6 +11,9 @@ durations in seconds, cost in core-seconds (elapsed seconds x cores per task).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+
+from slurm_escalate.core.models import Level
 
 #: outcome classes shown as their own columns; every other failure is "failed"
 OOM = "OUT_OF_MEMORY"
@@ -136,12 +139,89 @@ class NodeRow:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """What one task needed of one resource (MiB or seconds).
+
+    ``lower_bound``: it needed *more* than ``value`` (it ran out of memory or time
+    there); else ``value`` was measured on an attempt that completed.
+    """
+
+    value: float
+    lower_bound: bool = False
+
+    def covered_by(self, have: float, headroom: float) -> bool:
+        """``have`` is at least the figure plus ``headroom`` (a fraction); above it for a bound."""
+        need = self.value * (1 + headroom)
+        return have > need if self.lower_bound else have >= need
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one task needed, as far as its attempts tell (None: they tell nothing of it)."""
+
+    mem_mb: Figure | None = None
+    time_s: Figure | None = None
+
+
+@dataclass(frozen=True)
+class Percentile:
+    """The 95th percentile of one resource over the tasks that tell something of it."""
+
+    figure: Figure  # the task's figure at that rank
+    headroom: float  # the fraction added on top
+    tasks: int  # tasks with a figure of this resource
+    lower_bounds: int  # how many of those figures are lower bounds
+
+    @property
+    def need(self) -> float:
+        """What a level must have: the figure plus the headroom (more than it, for a bound)."""
+        return self.figure.value * (1 + self.headroom)
+
+
+class Verdict(str, Enum):
+    NO_EVIDENCE = "no_evidence"  # no task completed, ran out of memory or timed out: level 0
+    FITS = "fits"  # ``start_level`` is the lowest level that covers the percentiles
+    NONE_FITS = "none_fits"  # no level does: start at the top, add ``new_level`` above it
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The lowest level whose mem and time cover the 95th percentile of the tasks' needs."""
+
+    verdict: Verdict
+    start_level: int  # where to start: that level; 0 without evidence; the top when none fits
+    tasks: int  # tasks with at least one figure
+    mem: Percentile | None
+    time: Percentile | None
+    level: Level | None  # the resources of ``start_level`` (None: no level known)
+    new_level: Level | None = None  # NONE_FITS: a level above the top that covers them
+
+    @property
+    def option(self) -> str:
+        return f"--start-level {self.start_level}"
+
+
+@dataclass(frozen=True)
+class Paste:
+    """The advice's last line, ready to paste: an option, or a ladder level to add."""
+
+    lead: str  # "next time" / "add above level 2 of the ladder"
+    text: str  # "--start-level 1" / "- {partition: week, mem: 3600M, time: 00:05:00}"
+
+    @property
+    def line(self) -> str:
+        return f"{self.lead}: {self.text}"
+
+
+@dataclass(frozen=True)
 class Advice:
-    lines: tuple[str, ...]
-    recommended_start_level: int | None  # None: not enough data
-    p95_rss_mb: float | None
-    p95_elapsed_s: int | None
-    sample: int  # completed tasks the advice rests on
+    lines: tuple[str, ...]  # the last is ``paste.line`` when there is a paste
+    recommended_start_level: int | None  # None: not enough data, or no level fits
+    p95_rss_mb: float | None  # the 95th percentile of MaxRSS, when it is a measurement
+    p95_elapsed_s: int | None  # the 95th percentile of Elapsed, when it is a measurement
+    sample: int  # tasks the advice rests on (a measurement or a lower bound)
+    sizing: Sizing | None = None
+    paste: Paste | None = None
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,7 @@ def build_report(
     logs: Mapping[int | None, LogTail] | None = None,
     escalation: str = "step",
 ) -> ReportData:
-    subs = {s.seq: s for s in chain.submissions}
-    tasks = tuple(_task_row(chain, t.index, subs, levels) for t in chain.tasks)
+    tasks = task_rows(chain, levels)
     attempts = [a for t in tasks for a in t.attempts]
     resources = level_resources(levels, attempts)
     level_rows = tuple(_level_rows(attempts, resources))
@@ -76,6 +75,13 @@ def build_report(
         escalation=escalation,
         skips=tuple(skip_rows(tasks)),
     )
+
+
+def task_rows(chain: Chain, levels: Mapping[int, Level]) -> tuple[TaskRow, ...]:
+    """Every task with its attempts, as the report shows them (sacct's figures, else the
+    ladder's: ``levels`` fills in memory and time limits sacct did not report)."""
+    subs = {s.seq: s for s in chain.submissions}
+    return tuple(_task_row(chain, t.index, subs, levels) for t in chain.tasks)
 
 
 def skip_rows(tasks: Sequence[TaskRow]) -> list[SkipRow]:

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final, Literal
 
 from slurm_escalate.core.chain import Chain, TaskStatus
 from slurm_escalate.core.ladder import builtin_policy, check_against_cluster
@@ -50,12 +51,14 @@ OWN_OPTIONS = frozenset(
 )
 DEFAULT_MIN_POLL = 30.0
 MAX_POLL_CAP = 600.0
+#: ``--start-level auto``: the level earlier chains of the same script needed (service/suggest.py)
+AUTO: Final = "auto"
 
 
 @dataclass(frozen=True)
 class SubmitOptions:
     config: str | None = None
-    start_level: int | None = None
+    start_level: int | Literal["auto"] | None = None  # "auto": chosen by ``submit``
     max_level: int | None = None
     max_resubmits: int | None = None
     min_poll: float = DEFAULT_MIN_POLL
@@ -103,11 +106,14 @@ def build_request(tokens: Sequence[str], cwd: str, script_file: str | None = Non
 
 
 def apply_overrides(policy: Policy, opts: SubmitOptions) -> Policy:
+    """The policy with the command line's levels and caps; ``--start-level auto`` starts at 0
+    here, and ``submit`` moves it where the script's history says (``suggest.auto_start``)."""
     top = policy.top_level
-    for name, value in (("--start-level", opts.start_level), ("--max-level", opts.max_level)):
+    given = opts.start_level if isinstance(opts.start_level, int) else None  # None, or auto
+    for name, value in (("--start-level", given), ("--max-level", opts.max_level)):
         if value is not None and not 0 <= value <= top:
             raise UsageError(f"{name} {value} is outside the ladder (levels 0-{top})")
-    start = opts.start_level or 0
+    start = given or 0
     if opts.max_level is not None and opts.max_level < start:
         raise UsageError(f"--max-level {opts.max_level} is below --start-level {start}")
     if opts.max_resubmits is not None and opts.max_resubmits < 0:

@@ -21,6 +21,7 @@ from slurm_escalate.sbatch.plan import FinalSubmission, finalize, plan_first
 from slurm_escalate.service.env import Env, chain_clusters, submission_clusters
 from slurm_escalate.service.ops import exit_status
 from slurm_escalate.service.prepare import (
+    AUTO,
     ChainCopy,
     Prepared,
     SubmitOptions,
@@ -35,6 +36,7 @@ from slurm_escalate.service.prepare import (
 )
 from slurm_escalate.service.redact import mask_command_line
 from slurm_escalate.service.run import EXIT_OK, MonitorView, add_file_sink, detached, foreground
+from slurm_escalate.service.suggest import auto_note, auto_start
 from slurm_escalate.state.store import ChainStore
 
 
@@ -63,6 +65,7 @@ class DryRun:
     chain_dir: str
     copies: tuple[ChainCopy, ...]
     submissions: tuple[FinalSubmission, ...]
+    notes: tuple[str, ...] = ()  # how it chose what it would do (--start-level auto)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,13 @@ def _nothing(started: Started) -> None:
 
 
 def plan_dry_run(
-    prepared: Prepared, opts: SubmitOptions, store: ChainStore, cwd: str, now: float, chain_id: str
+    prepared: Prepared,
+    opts: SubmitOptions,
+    store: ChainStore,
+    cwd: str,
+    now: float,
+    chain_id: str,
+    notes: tuple[str, ...] = (),
 ) -> DryRun:
     """The chain ``submit`` would create as ``chain_id`` and its first sbatch calls, exactly."""
     directory = store.chain_dir(chain_id)
@@ -91,7 +100,8 @@ def plan_dry_run(
     indices = [t.index for t in chain.tasks if t.index is not None]
     plans = plan_first(ctx, indices)
     finals = tuple(finalize(ctx, p, seq, str(directory)) for seq, p in enumerate(plans, 1))
-    return DryRun(chain_id, str(directory), tuple(chain_copies(chain, prepared, store)), finals)
+    copies = tuple(chain_copies(chain, prepared, store))
+    return DryRun(chain_id, str(directory), copies, finals, notes)
 
 
 def submit(
@@ -109,16 +119,22 @@ def submit(
     client = env.client(clusters)
     store = env.store
     prepared = prepare(tokens, opts, client, cwd)
+    notes: tuple[str, ...] = ()
+    if opts.start_level == AUTO:  # from the earlier chains of this script, before any sbatch
+        prepared, found = auto_start(store, prepared)
+        notes = (auto_note(found),)
     now = env.clock.now()
     chain_id = env.new_chain_id(now)
     if inp.dry_run:
-        return plan_dry_run(prepared, opts, store, cwd, now, chain_id)
+        return plan_dry_run(prepared, opts, store, cwd, now, chain_id, notes)
     chain = create_chain(prepared, opts, store, cwd, now, chain_id=chain_id)
     log_path = str(store.log_path(chain.chain_id))
     file_sink = add_file_sink(log_path)
     view.attach()
     command = shlex.join(["sbatch_escalate", *mask_command_line(tokens)])
     logger.info(f"chain {chain.chain_id}: {command} (in {cwd})")
+    for note in notes:
+        logger.info(note)
     with store.lock(chain.chain_id):
         monitor = make_monitor(chain, prepared, store, client, env.environ, clock=env.clock)
         job_id = monitor.start()

@@ -177,6 +177,7 @@ def test_slurm_escalate_offers_its_subcommands(monkeypatch, capsys):
     assert values(complete("slurm-escalate", "st", monkeypatch, capsys)) == ["status"]
     assert set(values(complete("slurm-escalate", "", monkeypatch, capsys))) == {
         "submit", "list", "status", "resume", "watch", "log", "cancel", "adopt", "report",
+        "suggest",
     }  # fmt: skip
 
 

@@ -202,13 +202,31 @@ def test_nodes_and_node_fail(data: ReportData) -> None:
 
 
 def test_advice(data: ReportData) -> None:
+    # Task 6 ran out of memory at every level, 3000M included: one of the six tasks that tell
+    # something of their size (4 failed with a bug) is over 5%, so no level fits them.
     assert data.advice.lines == (
+        "95% of tasks ran under 1m30s; over 5% needed more than 3000M (they ran out of memory "
+        "there); no level has room for them: add a level above level 2",
+        "2 of 5 completed tasks (40%) needed no retry at level 0",
+        "3 of 5 completed tasks had to be retried; their failed attempts cost 0.058 core-hours",
+        'add above level 2 of the ladder: - {partition: week, mem: 3700M, time: "00:04:00"}',
+    )
+    assert (data.advice.recommended_start_level, data.advice.p95_rss_mb) == (None, None)
+    assert (data.advice.p95_elapsed_s, data.advice.sample) == (90, 6)
+
+
+def test_advice_without_the_exhausted_task(tmp_path: Path) -> None:
+    chain, store = mixed_chain(tmp_path)
+    chain.tasks = [t for t in chain.tasks if t.index != 6]
+    advice = chain_report(chain, store).advice
+    assert advice.lines == (
         "95% of tasks peaked under 700M and ran under 1m30s; start at level 1 next time",
         "2 of 5 completed tasks (40%) needed no retry at level 0",
         "3 of 5 completed tasks had to be retried; their failed attempts cost 0.058 core-hours",
+        "next time: --start-level 1",
     )
-    assert (data.advice.recommended_start_level, data.advice.p95_rss_mb) == (1, 700)
-    assert (data.advice.p95_elapsed_s, data.advice.sample) == (90, 5)
+    assert (advice.recommended_start_level, advice.p95_rss_mb) == (1, 700)
+    assert (advice.p95_elapsed_s, advice.sample) == (90, 5)
 
 
 def test_failures_not_retried_with_log_tail(data: ReportData, tmp_path: Path) -> None:
@@ -348,8 +366,9 @@ def test_right_size(tasks, start, first, best) -> None:
 def test_right_size_flags_an_oversized_level() -> None:
     tasks = [_task(0, C, (2, C, 1000, 10))]
     advice = right_size(tasks, {0: Level(mem_mb=8192)}, 0)
-    assert (
-        advice.lines[-1] == "level 0's 8G is over 2x what they need: 1.2G would do (MaxRSS + 20%)"
+    assert advice.lines[-2:] == (
+        "level 0's 8G is over 2x what they need: 1.2G would do (MaxRSS + 20%)",
+        "next time: --start-level 0",
     )
 
 

@@ -74,9 +74,11 @@ def test_markdown_levels_and_memory_tables(data: ReportData) -> None:
 def test_markdown_advice_cost_and_nodes(data: ReportData) -> None:
     md = render_markdown(data)
     assert section(md, "Right-sizing advice") == [
-        "- 95% of tasks peaked under 700M and ran under 1m30s; start at level 1 next time",
+        "- 95% of tasks ran under 1m30s; over 5% needed more than 3000M (they ran out of memory "
+        "there); no level has room for them: add a level above level 2",
         "- 2 of 5 completed tasks (40%) needed no retry at level 0",
         "- 3 of 5 completed tasks had to be retried; their failed attempts cost 0.058 core-hours",
+        '- add above level 2 of the ladder: `- {partition: week, mem: 3700M, time: "00:04:00"}`',
     ]
     assert section(md, "Cost") == [
         "| attempts | count | core-hours | share |",
@@ -137,7 +139,34 @@ def test_json_is_the_documented_shape(data: ReportData) -> None:
         "core_hours": 0.063333,
     }
     assert chain["levels"][0]["runtime_s"] == {"min": 5, "median": 17.5, "max": 60, "count": 8}
-    assert chain["advice"]["recommended_start_level"] == 1
+    advice = chain["advice"]
+    assert advice["recommended_start_level"] is None  # task 6 needed more than the top's 3000M
+    assert advice["paste"] == '- {partition: week, mem: 3700M, time: "00:04:00"}'
+    assert advice["lines"][-1] == f"add above level 2 of the ladder: {advice['paste']}"
+    assert advice["sizing"] == {
+        "verdict": "none_fits",
+        "start_level": 2,
+        "option": "--start-level 2",
+        "tasks": 6,
+        "memory": {
+            "p95_mb": 3000.0,
+            "lower_bound": True,
+            "tasks": 6,
+            "lower_bounds": 1,
+            "headroom": 0.2,
+            "need_mb": 3600.0,
+        },
+        "time": {
+            "p95_s": 90.0,
+            "lower_bound": False,
+            "tasks": 5,
+            "lower_bounds": 0,
+            "headroom": 0.1,
+            "need_s": 99.0,
+        },
+        "level": {"partition": "week", "mem_mb": 3000, "time_s": 240},
+        "new_level": advice["paste"],
+    }
     assert chain["problems"][0]["log"]["lines"] == ["start", "boom | bad", "```", "exit 3"]
     assert len(chain["tasks"]) == 7 and len(chain["tasks"][6]["attempts"]) == 3
     # every key the renderer writes is documented in docs/report-json.md
@@ -197,7 +226,7 @@ def test_sqlite_export(data: ReportData, tmp_path: Path) -> None:
     ]
     assert con.execute(
         "SELECT completed, failed, exhausted, recommended_start_level FROM chains"
-    ).fetchone() == (5, 1, 1, 1)
+    ).fetchone() == (5, 1, 1, None)  # no level fits task 6 (see test_json_is_the_documented_shape)
 
 
 def _chain_with(tmp_path: Path, tokens: list[str], polls: int, run_polls: int) -> ReportData:
