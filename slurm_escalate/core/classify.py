@@ -42,8 +42,17 @@ _JOB_STATE_KINDS: dict[SlurmState, FailureKind] = {
 }
 
 
+# classify() runs for every task on every poll: the enum members it tests against are
+# module constants, and the state names a dict, because Python 3.11 looks a member up
+# on its class, or a member's value up on the member, several times slower.
+_NAMES = {state: state.value for state in SlurmState}
+_OUT_OF_MEMORY = SlurmState.OUT_OF_MEMORY
+_ACTIVE, _OOM_KIND = FailureKind.ACTIVE, FailureKind.OUT_OF_MEMORY
+_FAILED, _CANCELLED = FailureKind.FAILED, FailureKind.CANCELLED
+
+
 def _is_oom(row: SacctRow) -> bool:
-    return row.state is SlurmState.OUT_OF_MEMORY or row.exit_signal == OOM_SIGNAL
+    return row.state is _OUT_OF_MEMORY or row.exit_signal == OOM_SIGNAL
 
 
 def _code(row: SacctRow) -> str:
@@ -81,23 +90,23 @@ def classify(record: TaskRecord, policy: Policy) -> Classification:
     state = job.state
     if state not in FINAL_SLURM_STATES:
         # A RUNNING job whose batch step already ended is still running (epilog, other steps).
-        return Classification(FailureKind.ACTIVE, None, state.value, max_rss)
+        return Classification(_ACTIVE, None, _NAMES[state], max_rss)
     for step in steps:
-        if step.state is SlurmState.OUT_OF_MEMORY or step.exit_signal == OOM_SIGNAL:
+        if _is_oom(step):
             reason = f"OUT_OF_MEMORY on step {step.step} ({_code(step)})"
-            return Classification(FailureKind.OUT_OF_MEMORY, job.exit_code, reason, max_rss)
+            return Classification(_OOM_KIND, job.exit_code, reason, max_rss)
     if _is_oom(job):
         reason = f"OUT_OF_MEMORY ({_code(job)})"
-        return Classification(FailureKind.OUT_OF_MEMORY, job.exit_code, reason, max_rss)
-    kind = _JOB_STATE_KINDS.get(state, FailureKind.FAILED)
-    if kind is FailureKind.FAILED:
+        return Classification(_OOM_KIND, job.exit_code, reason, max_rss)
+    kind = _JOB_STATE_KINDS.get(state, _FAILED)
+    if kind is _FAILED:
         status = _exit_status(job)
         by_signal = job.exit_code == 0 and job.exit_signal
         detail = f"signal {job.exit_signal}" if by_signal else f"exit {job.exit_code}"
-        return Classification(kind, status, f"{state.value} {detail}", max_rss)
-    if kind is FailureKind.CANCELLED:
+        return Classification(kind, status, f"{_NAMES[state]} {detail}", max_rss)
+    if kind is _CANCELLED:
         return Classification(kind, job.exit_code, job.state_text or "CANCELLED", max_rss)
-    return Classification(kind, job.exit_code, state.value, max_rss)
+    return Classification(kind, job.exit_code, _NAMES[state], max_rss)
 
 
 def action_for(c: Classification, policy: Policy) -> Action | None:

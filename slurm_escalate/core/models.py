@@ -237,8 +237,10 @@ class TaskRecord(msgspec.Struct, frozen=True, gc=False):
     steps: tuple[SacctRow, ...] = ()
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(msgspec.Struct, frozen=True, gc=False):
+    """What classify() found in one attempt's rows (a Struct: made for every task on
+    every poll, where a frozen dataclass's __init__ costs several times as much)."""
+
     kind: FailureKind
     exit_code: int | None
     reason: str  # short human text: "OUT_OF_MEMORY on step batch (0:125)"

@@ -10,7 +10,6 @@ them; what differs is in the values (see classify.py and reporting/logs.py).
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from slurm_escalate.arrays.spec import expand
@@ -67,9 +66,8 @@ def parse_sacct(text: str) -> list[SacctRow]:
     """
     reader = SacctReader()
     with gc_paused():
-        for line in text.splitlines():
-            reader.feed(line)
-    return reader.rows
+        reader.feed_lines(text.splitlines())
+        return reader.rows
 
 
 Keep = Callable[[str, int | None], bool]  # (array job id, index) -> is this task wanted?
@@ -81,86 +79,139 @@ class SacctReader:
     A poll of a big array is hundreds of thousands of lines, most of them about
     tasks the monitor already knows are final; ``keep`` drops those lines after
     looking at their JobID alone, before anything is built. A pending array's
-    ``123_[...]`` line is always kept. This is the hot loop of the monitor: see
-    _parse_sacct_line and fastbuild.py for why it is written the way it is.
+    ``123_[...]`` line is always kept. This is the hot loop of the monitor,
+    written for speed: lines are read in batches of ``_BATCH`` by one loop,
+    every column goes through a memo (the same states, exit codes, durations
+    and node names repeat on thousands of lines), a task's step lines reuse
+    the ids read from its job line just before, and rows are msgspec Structs,
+    built in C (see fastbuild.py). A bad line raises SlurmParseError, naming
+    it, from the ``feed`` that completes its batch or from ``rows``.
     """
 
     def __init__(self, keep: Keep | None = None) -> None:
         self.keep = keep
-        self.rows: list[SacctRow] = []
-        self.lines = 0
+        self._rows: list[SacctRow] = []
+        self._tasks = _TaskRows()
+        self._waiting: list[str] = []  # fed, not read yet
+        self._read_lines = 0
         self._visible: set[str] = set()  # array jobs whose one task row was kept
+        # the JobID of the last line up to its ".step", its (array job id, index) and
+        # its task's rows: sacct prints a task's step lines right after its job line
+        self._base = ""
+        self._ids: tuple[str, int | None] | None = None
+        self._task: _Rows | None = None
 
     def feed(self, line: str) -> None:
-        self.lines += 1
-        if not line or line.isspace():
-            return
-        keep = self.keep
-        if keep is not None:
-            base, dot, _ = line.partition("|")[0].strip().partition(".")
-            job, _, index = base.partition("_")
-            if index.isdecimal() and job.isdecimal() and not keep(job, int(index)):
-                # One job row of each array is kept anyway: it shows the array is
-                # listed, which tells a task that vanished from a task in transit.
-                if dot or job in self._visible:
-                    return
-                self._visible.add(job)
-        self.rows.append(_parse_sacct_line(line, self.lines))
+        waiting = self._waiting
+        waiting.append(line)
+        if len(waiting) >= _BATCH:
+            self._read()
+
+    def feed_lines(self, lines: Iterable[str]) -> None:
+        """Feed many lines at once (a text already held whole), read in one loop."""
+        self._waiting.extend(lines)
+        self._read()
+
+    @property
+    def lines(self) -> int:
+        """Lines fed so far, blank ones included."""
+        return self._read_lines + len(self._waiting)
+
+    @property
+    def rows(self) -> list[SacctRow]:
+        """The rows of every line fed so far (of the wanted tasks)."""
+        self._read()
+        return self._rows
 
     def records(self) -> list[TaskRecord]:
-        return group_task_records(self.rows)
+        """``group_task_records(self.rows)``, from rows gathered by task as they were read."""
+        self._read()
+        return self._tasks.records()
+
+    def _read(self) -> None:
+        lines, self._waiting = self._waiting, []
+        keep, visible, append, tasks = self.keep, self._visible, self._rows.append, self._tasks
+        seen, ids, task = self._base, self._ids, self._task
+        first = self._read_lines + 1
+        self._read_lines += len(lines)
+        for number, line in enumerate(lines, first):
+            if keep is not None:
+                base, dot, _ = line.partition("|")[0].strip().partition(".")
+                job, _, index = base.partition("_")
+                if index.isdecimal() and job.isdecimal() and not keep(job, int(index)):
+                    # One job row of each array is kept anyway: it shows the array is
+                    # listed, which tells a task that vanished from a task in transit.
+                    if dot or job in visible:
+                        continue
+                    visible.add(job)
+            # the order of SACCT_FIELDS; NodeList to JobName stay one text (the tail)
+            parts = line.split("|", _TAIL)
+            if len(parts) != _TAIL + 1 or (tail := _TAILS[parts[_TAIL]]) is None:
+                if line.isspace() or not line:
+                    continue  # blank lines are skipped
+                count = len(line.split("|", _LAST_FIELD))
+                raise _line_error(number, line, f"expected {_FIELD_COUNT} fields, got {count}")
+            job_id, _, state, exit_code, rss, elapsed, limit, start, end, _ = parts
+            job_id = job_id.strip()
+            base, dot, step = job_id.partition(".")
+            if base != seen:
+                seen, ids, task = base, _task_ids(base), None
+            if ids is not None and (not dot or _STEPS[step]):
+                job, array_index = ids
+                step_name = step if dot else None
+                if task is None:
+                    task = tasks.of(job, array_index)
+            else:  # another form (a pending array, a het job component), or unreadable
+                task = None
+                split = _split_job_id(job_id)
+                if split is None:
+                    raise _line_error(number, line, f"unreadable JobID {parts[0]!r}")
+                job, array_index, step_name = split
+            codes = _EXIT_CODES[exit_code]
+            if codes is None:
+                raise _line_error(number, line, f"unreadable ExitCode {exit_code!r}")
+            state_value, state_text = _STATES[state]
+            row = _build_row(
+                job_id,
+                job,
+                array_index,
+                step_name,
+                state_value,
+                state_text,
+                codes[0],
+                codes[1],
+                _RSS[rss],
+                _DURATIONS[elapsed],
+                _DURATIONS[limit],
+                _TIMES[start],
+                _TIMES[end],
+                *tail,
+            )
+            append(row)
+            if task is None:
+                tasks.add(row)
+            elif dot:
+                task.append(row)
+            else:
+                task[0] = row
+        self._base, self._ids, self._task = seen, ids, task
 
 
-def _parse_sacct_line(line: str, number: int) -> SacctRow:
-    """One line -> SacctRow, written for speed: every column goes through a memo (the
-    same states, exit codes, durations and node names repeat on thousands of lines),
-    the common JobID forms are split without a regex, and the row is built by
-    _build_row, which skips the frozen dataclass's slow __init__.
-    """
-    parts = line.split("|", _LAST_FIELD)
-    if len(parts) != len(SACCT_FIELDS):
-        raise _line_error(number, line, f"expected {len(SACCT_FIELDS)} fields, got {len(parts)}")
-    # the order of SACCT_FIELDS, checked by the assert below
-    job_id, _, state, exit_code, rss, elapsed, limit, start, end, nodes, part, mem, name = parts
-    job_id = job_id.strip()
-    # 123, 123_4, 123_4.batch: nearly every line. str.isdecimal accepts exactly what \d does.
-    base, dot, step = job_id.partition(".")
+_BATCH = 4096  # lines read by one loop: its set-up is paid once per batch, not per line
+_FIELD_COUNT = len(SACCT_FIELDS)
+_LAST_FIELD = _FIELD_COUNT - 1
+_TAIL = SACCT_FIELDS.index("NodeList")  # the fields from here on come in one memo lookup
+
+
+def _task_ids(base: str) -> tuple[str, int | None] | None:
+    """(array job id, index) of a JobID ``123`` or ``123_4`` (without its step);
+    None for any other form. str.isdecimal accepts exactly what ``\\d`` does."""
     job, underscore, index = base.partition("_")
-    if job.isdecimal() and (not underscore or index.isdecimal()) and (not dot or _STEPS[step]):
-        array_index = int(index) if underscore else None
-        step_name = step if dot else None
-    else:
-        ids = _split_job_id(job_id)
-        if ids is None:
-            raise _line_error(number, line, f"unreadable JobID {parts[0]!r}")
-        job, array_index, step_name = ids
-    codes = _EXIT_CODES[exit_code]
-    if codes is None:
-        raise _line_error(number, line, f"unreadable ExitCode {exit_code!r}")
-    state_value, state_text = _STATES[state]
-    return _build_row(
-        job_id,
-        job,
-        array_index,
-        step_name,
-        state_value,
-        state_text,
-        codes[0],
-        codes[1],
-        _RSS[rss],
-        _DURATIONS[elapsed],
-        _DURATIONS[limit],
-        _TIMES[start],
-        _TIMES[end],
-        _TEXTS[nodes],
-        _TEXTS[part],
-        _TEXTS[mem],
-        _TEXTS[name],
-    )
-
-
-_LAST_FIELD = len(SACCT_FIELDS) - 1
-# _parse_sacct_line unpacks SACCT_FIELDS in this order (the recorded fixtures pin it).
+    if not job.isdecimal():
+        return None
+    if not underscore:
+        return job, None
+    return (job, int(index)) if index.isdecimal() else None
 
 
 def _split_job_id(job_id: str) -> tuple[str, int | None, str | None] | None:
@@ -213,6 +264,14 @@ def _time(text: str) -> str | None:
     return None if text.upper() in _NO_TIME else text
 
 
+def _tail(text: str) -> tuple[str | None, ...] | None:
+    """NodeList, Partition, ReqMem and JobName (which may hold ``|``) of one line, or None
+    if the line has fewer fields. They repeat from task to task, so they are memoised
+    as one text: one lookup instead of four."""
+    fields = text.split("|", _LAST_FIELD - _TAIL)
+    return tuple(map(_text, fields)) if len(fields) == _FIELD_COUNT - _TAIL else None
+
+
 def _text(text: str) -> str | None:
     text = text.strip()
     return None if text.upper() in _NO_TEXT else text
@@ -224,7 +283,7 @@ _EXIT_CODES = Memo(_exit_code, 1024)
 _RSS = Memo(parse_rss_kb)
 _DURATIONS = Memo(parse_slurm_duration)
 _TIMES = Memo(_time)
-_TEXTS = Memo(_text)
+_TAILS = Memo(_tail)
 
 
 _build_row = SacctRow  # msgspec Structs: built without a Python-level __init__
@@ -253,29 +312,79 @@ def group_task_records(rows: Iterable[SacctRow]) -> list[TaskRecord]:
     * If one task has several job rows (only with ``--duplicates``), the last
       one wins and steps accumulate.
     """
-    jobs: dict[tuple[str, int | None], SacctRow] = {}
-    steps: defaultdict[tuple[str, int | None], list[SacctRow]] = defaultdict(list)
-    placeholders: dict[tuple[str, int | None], SacctRow] = {}
+    table = _TaskRows()
     with gc_paused():
         for row in rows:
-            if row.step is not None:
-                steps[row.array_job_id, row.array_index].append(row)
-            elif row.job_id.endswith("]") and (spec := _pending_spec(row)) is not None:
-                for index in _expand_pending(row, spec):
-                    # All of them share the bracket row: a 100,000-task array pending
-                    # whole costs one row, not 100,000 copies of it.
-                    placeholders[(row.array_job_id, index)] = row
-            else:
-                jobs[row.array_job_id, row.array_index] = row
-        for key, row in placeholders.items():
-            jobs.setdefault(key, row)
-        numbers = {job: int(job) for job in {job for job, _ in jobs}}  # a few distinct ids
-        keys = sorted(jobs, key=lambda k: (numbers[k[0]], -1 if k[1] is None else k[1]))
-        no_steps: list[SacctRow] = []
+            table.add(row)
+        return table.records()
+
+
+_Rows = list[SacctRow | None]  # a task's job row (None until seen) and its step rows
+
+
+class _TaskRows:
+    """Rows gathered by task: the work of group_task_records, and of SacctReader as it
+    reads (it adds a task's step lines to the task of the job line just before)."""
+
+    def __init__(self) -> None:
+        self.by_job: dict[str, dict[int | None, _Rows]] = {}
+        self.pending: list[tuple[SacctRow, str]] = []  # bracket rows, and what is inside
+
+    def of(self, job: str, index: int | None) -> _Rows:
+        """The rows of one task (``[None]`` until it has any)."""
+        of_job = self.by_job.get(job)
+        if of_job is None:
+            of_job = self.by_job[job] = {}
+        found = of_job.get(index)
+        if found is None:
+            found = of_job[index] = [None]
+        return found
+
+    def add(self, row: SacctRow) -> None:
+        if row.step is not None:
+            self.of(row.array_job_id, row.array_index).append(row)
+        elif row.job_id.endswith("]") and (spec := _pending_spec(row)) is not None:
+            self.pending.append((row, spec))
+        else:
+            self.of(row.array_job_id, row.array_index)[0] = row  # the last job row wins
+
+    def records(self) -> list[TaskRecord]:
+        placeholders: dict[tuple[str, int], SacctRow] = {}
+        for row, spec in self.pending:
+            for index in _expand_pending(row, spec):
+                # All of them share the bracket row: a 100,000-task array pending
+                # whole costs one row, not 100,000 copies of it.
+                placeholders[row.array_job_id, index] = row
+        for (job, index), row in placeholders.items():
+            found = self.of(job, index)
+            if found[0] is None:
+                found[0] = row
         return [
-            _build_record(job, index, jobs[job, index], tuple(steps.get((job, index), no_steps)))
-            for job, index in keys
+            _build_record(job, index, rows[0], tuple(rows[1:]))  # type: ignore[arg-type]
+            for job, tasks, indices in self.in_order()
+            for index in indices
+            if (rows := tasks[index])[0] is not None
         ]
+
+    def in_order(self) -> list[tuple[str, dict[int | None, _Rows], list[int | None]]]:
+        """The tasks sorted by job id (as a number), then index (None first), as
+        (job, its tasks, indices in order) for each job."""
+        numbers = {job: int(job) for job in self.by_job}  # a few distinct ids
+        if len(set(numbers.values())) < len(numbers):  # "7" and "07": sorted as one job
+            every = [(job, i) for job, tasks in self.by_job.items() for i in tasks]
+            every.sort(key=lambda k: (numbers[k[0]], _none_first(k[1])))
+            return [(job, self.by_job[job], [index]) for job, index in every]
+        ordered = []
+        for job in sorted(self.by_job, key=numbers.__getitem__):
+            tasks = self.by_job[job]
+            # ints sort in C; None (a job that is not an array) needs a key
+            indices = sorted(tasks, key=_none_first) if None in tasks else sorted(tasks)  # type: ignore[type-var]
+            ordered.append((job, tasks, indices))
+        return ordered
+
+
+def _none_first(index: int | None) -> int:
+    return -1 if index is None else index
 
 
 def _expand_pending(row: SacctRow, spec: str) -> list[int]:
