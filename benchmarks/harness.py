@@ -185,10 +185,10 @@ def cluster_cores() -> int:
     return int(out[0].split("/")[-1])  # allocated/idle/other/total
 
 
-def polls_from_monitor_log(home: Path) -> int:
-    """Polls of the one chain under ``home``: the monitor logs "next poll in" after
-    every poll but the last (the log file is always at DEBUG level)."""
-    logs = list((home / "chains").glob("*/monitor.log"))
+def polls_from_monitor_log(home: Path, chain: str = "*") -> int:
+    """Polls of the one chain under ``home`` (or of ``chain``): the monitor logs "next
+    poll in" after every poll but the last (the log file is always at DEBUG level)."""
+    logs = list((home / "chains").glob(f"{chain}/monitor.log"))
     if len(logs) != 1:
         raise RuntimeError(f"expected one chain under {home}, found {len(logs)}")
     return logs[0].read_text(errors="replace").count("next poll in") + 1

@@ -127,6 +127,15 @@ def lower_bound(attempts: Sequence[Attempt]) -> int:
     return max(sum(a.elapsed_s for a in chain) for chain in by_task(attempts).values())
 
 
+def slurm_span(attempts: Sequence[Attempt]) -> float:
+    """Max over tasks of the sum of their attempts' End - Submit: what Slurm itself took
+    (queue and run) for each attempt. Makespan minus this is the tool's own gaps: the
+    time from an attempt's end to the next one's submission."""
+    return max(
+        sum((a.end or a.submit) - a.submit for a in chain) for chain in by_task(attempts).values()
+    )
+
+
 def capacity_bound(attempts: Sequence[Attempt], cores: int) -> float:
     return sum(a.core_s for a in attempts) / cores
 
@@ -183,6 +192,10 @@ def summarize(
         "attempts": len(attempts),
         "tasks": len(by_task(attempts)),
         "makespan_s": round(span, 1),
+        "slurm_span_s": round(slurm_span(attempts), 1),
+        "makespan_over_slurm_span": round(span / slurm_span(attempts), 3)
+        if slurm_span(attempts)
+        else None,
         "lower_bound_s": bound,
         "makespan_over_lower_bound": round(span / bound, 3) if bound else None,
         "capacity_bound_s": round(cap, 1),

@@ -105,6 +105,7 @@ def run(work: Path, tag: str, tasks: int, modes: list[str] | None = None) -> dic
         )
     if ROLLING in results:
         ratios["makespan rolling / lower bound"] = results[ROLLING]["makespan_over_lower_bound"]
+        ratios["makespan rolling / max(bounds)"] = results[ROLLING]["makespan_over_best_bound"]
     if ROLLING in results and SKIP in results:
         ratios["failed core-s skip / step"] = metrics.ratio(
             results[SKIP]["failed_core_s"], results[ROLLING]["failed_core_s"]

@@ -15,7 +15,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,14 +191,20 @@ class FakeSlurm:
         self.cancelled.extend(job_ids)
 
     def limits(self) -> ClusterLimits:
+        self.calls["scontrol show config"] += 1
         return self.cluster_limits
 
-    def partitions(self) -> dict[str, PartitionInfo]:
-        return {
+    def partitions(self, node_memory: bool = True) -> dict[str, PartitionInfo]:
+        self.calls["scontrol show partition"] += 1
+        self.calls["scontrol show node"] += node_memory
+        parts = {
             "devel": PartitionInfo("devel", 120, 1000),
             "day": PartitionInfo("day", 300, 2000, True),
             "week": PartitionInfo("week", 900, 8000),
         }
+        if not node_memory:
+            return {k: replace(p, max_node_mem_mb=None) for k, p in parts.items()}
+        return parts
 
 
 def _wrapper_offset(args: Sequence[str]) -> int:

@@ -485,6 +485,20 @@ echo "done task=$idx job=$SLURM_JOB_ID"
             time.sleep(1)
         return rows
 
+    def sacct_row(self, job_id: str, *fields: str) -> list[str]:
+        """``fields`` of the one ``sacct -X`` row whose JobID is ``job_id`` ("123", "123_4")."""
+        out = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "-j", job_id, "-o", ",".join(("JobID", *fields))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        split = (line.split("|") for line in out.splitlines())
+        rows = [cols[1:] for cols in split if cols[0] == job_id]
+        assert len(rows) == 1, (job_id, out)
+        return rows[0]
+
     def task_sacct(self, task: dict[str, Any]) -> list[SacctJob]:
         """The sacct row of every attempt of one status --json task, oldest first."""
         # job_ids are Slurm's task ids ("123_4"; the slot for an index above MaxArraySize)

@@ -190,8 +190,8 @@ def submit(
         if parsable:
             echo(env, s.chain_id)
             env.stdout.flush()
-        elif not detached:
-            echo(env, f"chain {s.chain_id}: job {s.job_id}; log {s.log_path}")
+        elif not detached:  # through the live view, which wraps it to the terminal's width
+            console.echo(f"chain {s.chain_id}: job {s.job_id}; log {s.log_path}")
 
     result = submit_chain(env, inp, console, started)
     if isinstance(result, DryRun):

@@ -8,14 +8,13 @@ chain directory only and never call Slurm.
 from __future__ import annotations
 
 import shlex
-import shutil
 from typing import Any, TextIO
 
 import click
 
 from slurm_escalate.cli import complete
 from slurm_escalate.cli.common import HELP, domain_errors, echo, pass_env, verbosity_options
-from slurm_escalate.cli.console import Console
+from slurm_escalate.cli.console import Console, Screen, block, live_view, terminal
 from slurm_escalate.service import adopt as adopting
 from slurm_escalate.service import chains
 from slurm_escalate.service import prepare as app
@@ -24,29 +23,28 @@ from slurm_escalate.service.env import Env
 # -------------------------------------------------------------------- watch
 
 
-def _redraw(out: TextIO, lines: list[str], drawn: int) -> int:
-    width = shutil.get_terminal_size().columns
-    if drawn:
-        out.write(f"\x1b[{drawn}F\x1b[J")
-    out.write("".join(line[: width - 1] + "\n" for line in lines))
-    out.flush()
-    return len(lines)
+class FrameView:
+    """On a terminal: one frame redrawn in place by rich, with the bar of tasks finished and
+    the ETA under its first line, every line cut to the width (read again every second).
+    Otherwise: the frame's plain lines, a new block when something changed."""
 
-
-class _FrameView:
-    """On a terminal: one frame redrawn in place. Otherwise: a new block when something changed."""
-
-    def __init__(self, out: TextIO, live: bool) -> None:
-        self.out, self.live = out, live
-        self.drawn, self.shown = 0, ""
+    def __init__(self, out: TextIO, live: bool, screen: Screen | None = None) -> None:
+        self.out = out
+        self.view = live_view(screen or terminal(out), transient=False) if live else None
+        self.shown = ""
 
     def __call__(self, frame: chains.Frame) -> None:
-        if self.live:
-            self.drawn = _redraw(self.out, frame.lines, self.drawn)
+        if self.view is not None:
+            self.view.update(block(frame.lines, frame.progress), refresh=self.view.is_started)
+            self.view.start(refresh=True)  # the first frame only: started, it returns at once
         elif frame.key != self.shown:
             self.out.write(("\n" if self.shown else "") + "\n".join(frame.lines) + "\n")
             self.out.flush()
             self.shown = frame.key
+
+    def close(self) -> None:
+        if self.view is not None:
+            self.view.stop()
 
 
 @click.command("watch", context_settings=HELP)
@@ -63,8 +61,11 @@ def watch(env: Env, chain_ref: str, interval: float, once: bool, events: int) ->
     chain's status (0 COMPLETED, 1 FAILED/CANCELLED), 130 on Ctrl-C; with
     --once, 0 while the chain still runs.
     """
-    view = _FrameView(env.stdout, env.stdout.isatty() and not once)
-    return chains.watch(env, chains.WatchInput(chain_ref, interval, once, events), view)
+    view = FrameView(env.stdout, env.stdout.isatty() and not once)
+    try:
+        return chains.watch(env, chains.WatchInput(chain_ref, interval, once, events), view)
+    finally:
+        view.close()
 
 
 # ---------------------------------------------------------------------- log

@@ -362,6 +362,18 @@ def _multiplier(raw: object, src: str) -> MultiplierPolicy:
     )
 
 
+def cluster_facts_needed(policy: Policy) -> tuple[bool, bool]:
+    """(partitions, nodes' memory): what ``check_against_cluster`` needs from Slurm for the
+    levels this chain can use (``scontrol show partition``, ``scontrol show node``).
+
+    Only levels that name a partition are checked; the nodes' memory only when such a
+    level sets mem. The start level is checked too, although sbatch would refuse it:
+    Slurm 22.05 keeps a refused array in accounting as a FAILED job that carries the
+    chain's token, which reads like tasks that ran and failed."""
+    usable = [lv for lv in policy.levels[policy.start_level : policy.top_level + 1] if lv.partition]
+    return bool(usable), any(lv.mem_mb is not None for lv in usable)
+
+
 def check_against_cluster(policy: Policy, partitions: Mapping[str, PartitionInfo]) -> None:
     """Fail before submitting anything if a level can never be scheduled.
 

@@ -103,6 +103,7 @@ class StepResult:
     retries: list[Index] = field(default_factory=list)  # to resubmit (unless blocked)
     unknown: list[Index] = field(default_factory=list)  # for the recovery hook
     deadlines: list[float] = field(default_factory=list)  # when running tasks hit their limit
+    timeout_ends: list[float] = field(default_factory=list)  # End of TIMEOUTs: Slurm's sweep
     absent: dict[Index, tuple[int, float]] = field(default_factory=dict)
     starts: dict[Index, str] = field(default_factory=dict)  # for the next poll's StepInput
     notes: list[Note] = field(default_factory=list)
@@ -110,6 +111,11 @@ class StepResult:
     @property
     def changed(self) -> bool:
         return bool(self.patches) or self.base is not None
+
+    @property
+    def ended(self) -> bool:
+        """Whether an attempt ended this poll (a start or a requeue is not an end)."""
+        return any(n.kind is not NoteKind.REQUEUED for n in self.notes)
 
 
 def step(chain: Chain, records: Sequence[TaskRecord], given: StepInput) -> StepResult:
@@ -226,6 +232,8 @@ class _Step:
             if new is not task.state or requeues:
                 self.patch(task, {"state": new, **requeues})
             return
+        if job.state is SlurmState.TIMEOUT and job.end:
+            self.out.timeout_ends.append(epoch(job.end))
         self.learn_base(record)
         decision = decide(c, self.progress(task, c), self.policy)
         assert decision is not None

@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 import msgspec
 
 from slurm_escalate.arrays.spec import compress
-from slurm_escalate.core.chain import Chain, LimitWait, TaskStatus
+from slurm_escalate.core.chain import Chain, LimitWait, SubmissionStatus, TaskStatus
 from slurm_escalate.core.events import ChainSet
-from slurm_escalate.core.interval import next_poll_interval
+from slurm_escalate.core.interval import Sweep, latest_sweep, newer_sweep, next_poll_interval
 from slurm_escalate.core.models import ChainState, TaskState
 from slurm_escalate.core.step import Absent, Note, NoteKind, StepInput, step
 from slurm_escalate.engine.hooks import HookRunner, run_hook
@@ -67,6 +67,12 @@ class Monitor:
         self._absent: Absent = {}  # tasks missing from their visible array, across polls
         self._starts: dict[int | None, str] = {}  # Start of running tasks: tells a requeue
         self._deadlines: list[float] = []
+        self._quiet_since = self.clock.now()  # the last end or submission: see core.interval
+        # Slurm's time-limit sweep on this cluster, shared by the chains of this home
+        self.cluster = f"{getattr(self.client, 'clusters', None) or ''}@" + self.environ.get(
+            "SLURM_CONF", ""
+        )
+        self.sweep: Sweep | None = self.store.sweep(self.cluster)
 
     @property
     def ctx(self) -> PlanContext:
@@ -100,6 +106,9 @@ class Monitor:
         )
         result = step(self.chain, records, given)
         self._absent, self._deadlines, self._starts = result.absent, result.deadlines, result.starts
+        if result.ended:
+            self._quiet_since = now
+        self._learn_sweep(result.timeout_ends, now)
         if result.base is not None:
             self.ctx = replace(self.ctx, base=result.base)
             self.book.record(ChainSet(base=result.base))
@@ -115,6 +124,7 @@ class Monitor:
             retries = self._round_complete(retries)
         if retries and self.submitter.resubmit(retries):
             changed = True  # not while the retries wait for a limit: the polls back off
+            self._quiet_since = self.clock.now()
         exhausted = [
             t.index
             for t in self.chain.tasks
@@ -129,6 +139,17 @@ class Monitor:
             changed = True
         self.book.commit()
         return changed
+
+    def _learn_sweep(self, timeout_ends: list[float], now: float) -> None:
+        sweep = newer_sweep(self.sweep, timeout_ends, now)
+        if sweep is self.sweep or sweep is None:
+            return
+        self.sweep = sweep
+        self.log.debug(f"Slurm's time-limit sweep seen at {sweep.at:.0f} (a TIMEOUT's End)")
+        try:
+            self.store.save_sweep(self.cluster, sweep)
+        except (OSError, EscalateError) as e:  # only a hint for other chains' monitors
+            self.log.debug(f"cannot save the sweep: {e}")
 
     def _log_notes(self, notes: list[Note]) -> None:
         """One line per failure; completions one per task, or one per job when there are many."""
@@ -215,8 +236,13 @@ class Monitor:
         """Poll until every task is final or ``stop`` is set; returns the chain state."""
         if self.book.journal.owner.pid != os.getpid():  # a daemon, after the parent submitted
             self.book.journal.reclaim(self.clock.now())
-        quiet = failures = 0
-        while self.chain.state is ChainState.RUNNING:
+        failures = 0
+        stopped = False
+        delay = self._first_delay()
+        if delay > 0:  # the job just went in: a poll now would only see it pending
+            self._beat(0, delay, None)
+            stopped = self.clock.wait(stop, delay)
+        while not stopped and self.chain.state is ChainState.RUNNING:
             error = None
             try:
                 changed = self.poll_once()
@@ -228,14 +254,16 @@ class Monitor:
                 changed = False
                 error = str(e)
                 self.log.warning(f"Slurm query failed ({e}); backing off")
-            quiet = 0 if changed else quiet + 1
+            if self._deadlines:  # another chain of this home may have seen a sweep since
+                self.sweep = latest_sweep(self.sweep, self.store.sweep(self.cluster))
             interval = next_poll_interval(
                 now=self.clock.now(),
+                quiet_since=self._quiet_since,
                 running_deadlines=self._deadlines,
-                quiet_polls=quiet,
                 failures=failures,
                 min_poll=self.chain.min_poll,
                 max_poll=self.chain.max_poll,
+                sweep=self.sweep,
             )
             if self._blocked and not error:  # a submission waits for Slurm to answer
                 sub = next((s for s in self.chain.submissions if s.job_id is None), None)
@@ -260,6 +288,19 @@ class Monitor:
         waits = self.submitter.waiting() if self.chain.state is ChainState.RUNNING else {}
         self._beat(0, 0.0, None, stopped=True, waiting=waits)
         return self.chain.state
+
+    def _first_delay(self) -> float:
+        """Seconds to the first poll: ``min_poll`` after a submission made just now; none
+        after a resume, or while a submission is in doubt (it is reconciled at once)."""
+        subs = self.chain.submissions
+        if not subs or any(s.status is not SubmissionStatus.SUBMITTED for s in subs):
+            return 0.0
+        last = max(s.submitted_at or 0.0 for s in subs)
+        wait = last + self.chain.min_poll - self.clock.now()
+        if not 0 < wait <= self.chain.min_poll:
+            return 0.0
+        self._quiet_since = last
+        return wait
 
     def _persist(self) -> None:
         """After a poll: the summary for list/status/watch, and compaction when it is due."""

@@ -19,6 +19,7 @@ from slurm_escalate.core.chain import (
     limit_waits,
 )
 from slurm_escalate.core.models import ChainState, TaskState
+from slurm_escalate.reporting.eta import Progress, progress
 from slurm_escalate.state.journal import PROBLEM_STATES, Summary, summarize_chain
 
 _ORDER = [
@@ -154,10 +155,6 @@ def resubmissions(chain: Chain) -> int:
     return sum(1 for s in chain.submissions[1:] if s.status is SubmissionStatus.SUBMITTED)
 
 
-def elapsed(chain: Chain, now: float) -> str:
-    return clock_text((chain.finished_at or now) - chain.created_at)
-
-
 def clock_text(seconds: float) -> str:
     """H:MM:SS."""
     secs = int(max(0, seconds))
@@ -166,16 +163,72 @@ def clock_text(seconds: float) -> str:
     return f"{h:d}:{m:02d}:{s:02d}"
 
 
+class LiveStatus(msgspec.Struct, frozen=True):
+    """The live block as of one poll; its clock (elapsed, next poll, ETA) is read at render."""
+
+    chain_id: str
+    state: ChainState
+    created_at: float
+    finished_at: float | None
+    next_poll_at: float | None  # when the monitor polls again (None: not announced)
+    total: int
+    counts: dict[TaskState, int]
+    body: tuple[str, ...]  # the lines below the header: counts, levels, submissions, waits
+
+
+def live_status(chain: Chain, now: float, next_poll: float | None) -> LiveStatus:
+    """What the live block shows of ``chain`` at ``now``; ``next_poll``: seconds to the next."""
+    return LiveStatus(
+        chain_id=chain.chain_id,
+        state=chain.state,
+        created_at=chain.created_at,
+        finished_at=chain.finished_at,
+        next_poll_at=None if next_poll is None else now + next_poll,
+        total=len(chain.tasks),
+        counts=chain.counts(),
+        body=(
+            f"  tasks {len(chain.tasks)}: {counts_line(chain)}",
+            f"  levels  {levels_line(chain)}",
+            f"  submissions {len(chain.submissions)} (resubmissions {resubmissions(chain)})",
+            *(f"  {line}" for line in waiting_lines(limit_waits(chain), now)),
+        ),
+    )
+
+
+def live_header(s: LiveStatus, now: float) -> str:
+    """The block's first line at ``now``: chain, state, elapsed time, the next poll."""
+    due = s.next_poll_at
+    nxt = f"  next poll in {max(0.0, due - now):.0f}s" if due is not None else ""
+    return (
+        f"chain {s.chain_id}  {s.state.value}  "
+        f"elapsed {clock_text((s.finished_at or now) - s.created_at)}{nxt}"
+    )
+
+
+def live_progress(s: LiveStatus, now: float) -> Progress:
+    """Tasks finished of the total, and the ETA at ``now`` (reporting.eta)."""
+    return progress(s.total, s.counts, s.created_at, now, s.state is ChainState.RUNNING)
+
+
+def summary_progress(s: Summary, now: float) -> Progress:
+    """Tasks finished of the total, and the ETA at ``now``, from a chain's summary alone."""
+    counts = {TaskState(state): n for state, n in s.counts.items()}
+    return progress(s.tasks, counts, s.created_at, now, s.state is ChainState.RUNNING)
+
+
+def progress_texts(p: Progress) -> tuple[str, str]:
+    """``("5/12 done", "ETA 0:02:10")``; ``ETA unknown`` until a task has finished, and no
+    ETA (``""``) once every task has."""
+    done = f"{p.finished}/{p.total} done"
+    if p.finished >= p.total:
+        return done, ""
+    return done, f"ETA {'unknown' if p.eta_s is None else clock_text(p.eta_s)}"
+
+
 def live_block(chain: Chain, now: float, next_poll: float | None) -> list[str]:
     """A few lines for a terminal (tmux): counts by state and level, resubmissions, time."""
-    nxt = f"  next poll in {next_poll:.0f}s" if next_poll is not None else ""
-    return [
-        f"chain {chain.chain_id}  {chain.state.value}  elapsed {elapsed(chain, now)}{nxt}",
-        f"  tasks {len(chain.tasks)}: {counts_line(chain)}",
-        f"  levels  {levels_line(chain)}",
-        f"  submissions {len(chain.submissions)} (resubmissions {resubmissions(chain)})",
-        *(f"  {line}" for line in waiting_lines(limit_waits(chain), now)),
-    ]
+    status = live_status(chain, now, next_poll)
+    return [live_header(status, now), *status.body]
 
 
 def summary(chain: Chain, now: float, log_file: str | None = None) -> str:

@@ -32,6 +32,7 @@ from slurm_escalate.core.classify import classify, decide
 from slurm_escalate.core.events import Event, Intent, Submitted
 from slurm_escalate.core.ladder import check_against_cluster
 from slurm_escalate.core.models import (
+    ClusterLimits,
     FailureKind,
     Level,
     Policy,
@@ -479,9 +480,7 @@ def diagnosis_lines(verdicts: Sequence[Verdict]) -> list[str]:
 # ----------------------------------------------------------------- recording
 
 
-def record_original(
-    chain: Chain, view: SlurmView, args: Sequence[str], cpus: int
-) -> list[Event]:
+def record_original(chain: Chain, view: SlurmView, args: Sequence[str], cpus: int) -> list[Event]:
     """The events that make the original job submission 1 and every task's first attempt."""
     at = view.submitted_at or chain.created_at
     indices = [t.index for t in chain.tasks if t.index is not None]
@@ -541,7 +540,7 @@ def prepare_adopted(
         base=base,
         indices=indices if spec or seen else None,
         throttle=spec.throttle if spec else None,
-        limits=client.limits(),
+        limits=client.limits() if spec or seen else ClusterLimits(),
         config_path=config_path,
     )
 
@@ -561,8 +560,7 @@ def chain_of(store: ChainStore, job_id: str) -> str | None:
 def _belongs(job_id: str, chain_id: str, how: str = "") -> UsageError:
     """One line: whose the job is, and the command that takes that chain over again."""
     return UsageError(
-        f"job {job_id} already belongs to chain {chain_id}{how}: "
-        f"slurm-escalate resume {chain_id}"
+        f"job {job_id} already belongs to chain {chain_id}{how}: slurm-escalate resume {chain_id}"
     )
 
 

@@ -25,7 +25,8 @@ from slurm_escalate.core.chain import Chain, Headline, LimitWait, limit_waits
 from slurm_escalate.core.models import ChainState
 from slurm_escalate.engine.submitter import LOOKUP_SLACK_S
 from slurm_escalate.errors import EscalateError, StateError, UsageError
-from slurm_escalate.reporting.summary import waiting_lines, with_waits
+from slurm_escalate.reporting.eta import Progress
+from slurm_escalate.reporting.summary import summary_progress, waiting_lines, with_waits
 from slurm_escalate.sbatch.plan import TOKEN_PREFIX
 from slurm_escalate.service.env import Env, chain_clusters
 from slurm_escalate.service.ops import (
@@ -151,6 +152,7 @@ class WatchInput:
 class Frame:
     lines: list[str]
     key: str  # changes when something worth a new block changed (not when only time passed)
+    progress: Progress | None = None  # tasks finished and the ETA, for a live view's bar
 
 
 @dataclass
@@ -223,7 +225,7 @@ def watch(
             if snap.summary.state is ChainState.RUNNING:  # below the monitor's line
                 waits = waiting_lines(beat_waits(snap.beat), now)
                 lines[3:3] = [f"  {line}" for line in waits]
-            show(Frame(lines, snap.key()))
+            show(Frame(lines, snap.key(), summary_progress(snap.summary, now)))
             if inp.once or loaded.summary.state is not ChainState.RUNNING:
                 break
             if env.clock.wait(stop, inp.interval):

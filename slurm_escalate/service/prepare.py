@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from slurm_escalate.core.chain import Chain, TaskStatus
-from slurm_escalate.core.ladder import builtin_policy, check_against_cluster
+from slurm_escalate.core.ladder import builtin_policy, check_against_cluster, cluster_facts_needed
 from slurm_escalate.core.models import ClusterLimits, Level, Policy
 from slurm_escalate.engine.monitor import Clock, Monitor
 from slurm_escalate.engine.submitter import Submitter
@@ -147,9 +147,11 @@ def prepare(tokens: Sequence[str], opts: SubmitOptions, client: SlurmClient, cwd
     base = requested_level(request)
     policy, config_path = ladder_policy(opts, base, cwd)
     spec = array_spec(request)
-    if policy.levels:
-        check_against_cluster(policy, client.partitions())
-    limits = client.limits()
+    partitions, node_memory = cluster_facts_needed(policy)
+    if partitions:
+        check_against_cluster(policy, client.partitions(node_memory))
+    # MaxArraySize and max_array_tasks matter to an array only: a plain job asks nothing
+    limits = client.limits() if spec is not None else ClusterLimits()
     check_request(request, spec, limits)
     return Prepared(
         request=request,
@@ -303,7 +305,7 @@ def reload(chain: Chain, store: ChainStore, client: SlurmClient) -> Prepared:
         base=chain.base,
         indices=None,
         throttle=chain.throttle,
-        limits=client.limits(),
+        limits=client.limits() if chain.is_array else ClusterLimits(),
         config_path=str(ladder) if chain.config else None,
     )
 

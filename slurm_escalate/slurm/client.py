@@ -93,8 +93,9 @@ class SlurmClient(Protocol):
         """Cancel the given jobs (one call)."""
         ...
 
-    def partitions(self) -> dict[str, PartitionInfo]:
-        """Partitions by name, hidden ones included."""
+    def partitions(self, node_memory: bool = True) -> dict[str, PartitionInfo]:
+        """Partitions by name, hidden ones included (without ``node_memory``, one call
+        fewer, and no ``max_node_mem_mb``)."""
         ...
 
     def limits(self) -> ClusterLimits:
@@ -227,14 +228,17 @@ class SlurmCommands:
             return
         _check(self.runner.run([*self.command("scancel"), *ids], timeout=self.control_timeout))
 
-    def partitions(self) -> dict[str, PartitionInfo]:
-        """Partitions by name, including hidden ones (``--all``) a user may still use."""
+    def partitions(self, node_memory: bool = True) -> dict[str, PartitionInfo]:
+        """Partitions by name, including hidden ones (``--all``) a user may still use;
+        the nodes' RealMemory only with ``node_memory`` (a second call)."""
         scontrol = self.command("scontrol")
         part = self.runner.run(
             [*scontrol, "--all", "--oneliner", "show", "partition"],
             timeout=self.control_timeout,
         )
         _check(part)
+        if not node_memory:
+            return parse_partitions(part.stdout, "")
         node = self.runner.run(
             [*scontrol, "--all", "--oneliner", "show", "node"], timeout=self.control_timeout
         )

@@ -13,6 +13,8 @@ Layout, under ``$SLURM_ESCALATE_HOME`` or ``${XDG_STATE_HOME:-~/.local/state}/sl
     chains/<chain-id>/monitor.pid    "<host> <pid>" of that monitor, for humans and `list`
     chains/<chain-id>/ladder.yaml    the ladder as it was at submission
     chains/<chain-id>/script/<name>  the job script as it was at submission
+    sweeps.json                      per cluster, the last time-limit sweep a monitor saw
+                                     (a TIMEOUT's End): when the next TIMEOUT will show
 
 Why this shape:
 - A save appends what changed to the journal, fsynced; whole files (spec,
@@ -45,6 +47,7 @@ from loguru import logger
 
 from slurm_escalate.arrays.compress import compress
 from slurm_escalate.core.chain import Chain, Headline, from_dict
+from slurm_escalate.core.interval import Sweep
 from slurm_escalate.core.models import TaskState
 from slurm_escalate.errors import StateError
 from slurm_escalate.state import journal
@@ -64,6 +67,7 @@ LOG_FILE = "monitor.log"
 LOCK_FILE = "monitor.lock"
 PID_FILE = "monitor.pid"
 HEARTBEAT_FILE = "heartbeat.json"
+SWEEPS_FILE = "sweeps.json"
 LEASE_GRACE_S = 120.0  # a heartbeat this much past its announced next poll: the owner is gone
 
 
@@ -319,6 +323,25 @@ class ChainStore:
     def beat(self, chain_id: str, beat: dict[str, object]) -> None:
         """The monitor's pulse after every poll (small; the state file is not rewritten)."""
         atomic_write(self.chain_dir(chain_id) / HEARTBEAT_FILE, json.dumps(beat))
+
+    def sweep(self, cluster: str) -> Sweep | None:
+        """The last time-limit sweep seen on ``cluster`` by any chain of this home."""
+        try:
+            known = json.loads((self.home / SWEEPS_FILE).read_text()).get(cluster)
+            return Sweep(at=float(known["at"]), seen=float(known["seen"]))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None  # none yet, or unreadable: the monitor learns it again
+
+    def save_sweep(self, cluster: str, sweep: Sweep) -> None:
+        """Remember a newer sweep for the monitors of other chains (a small rewrite)."""
+        path = self.home / SWEEPS_FILE
+        try:
+            known = json.loads(path.read_text())
+            known = known if isinstance(known, dict) else {}
+        except (OSError, ValueError):
+            known = {}
+        known[cluster] = {"at": sweep.at, "seen": sweep.seen}
+        atomic_write(path, json.dumps(known))
 
     def heartbeat(self, chain_id: str) -> dict[str, object] | None:
         """The last pulse: {"at", "pid", "host", "failures", "next_poll_s", "error"}, or None."""

@@ -73,22 +73,6 @@ def test_signal_checkpoint_example_files(e2e):
     assert "SAVED_NOT_FINISHED=75" in text and "trap " in text and "USR1" in text
 
 
-def _raw_job_id(task_id: str) -> str:
-    """The JobIDRaw of an array task ("123_4" -> the id the task's SLURM_JOB_ID holds)."""
-    out = subprocess.run(
-        ["sacct", "-n", "-P", "-X", "-j", task_id, "-o", "JobID,JobIDRaw"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    raws = [
-        raw for job, raw in (line.split("|") for line in out.splitlines() if line) if job == task_id
-    ]
-    assert len(raws) == 1, (task_id, out)
-    return raws[0]
-
-
 def _attempt_logs(log: str) -> list[list[str]]:
     """The job's log split into attempts: each list starts with that attempt's banner."""
     attempts: list[list[str]] = []
@@ -165,7 +149,7 @@ def test_signal_checkpoint_array_saves_resumes_and_completes(e2e):
         assert "DUE TO TIME LIMIT" not in log, log
         attempts = _attempt_logs(log)
         assert len(attempts) == n, log
-        raw_ids = [_raw_job_id(j) for j in task["job_ids"]]
+        raw_ids = [e2e.sacct_row(j, "JobIDRaw")[0] for j in task["job_ids"]]
         finished_all: list[int] = []
         resume_at = 0
         for k, lines in enumerate(attempts, start=1):

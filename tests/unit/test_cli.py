@@ -91,6 +91,44 @@ def test_ladder_checked_against_the_cluster(world, capsys, tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("ladder", "args", "expected"),
+    [
+        # no level names a partition: nothing to check; a plain job: no array limits
+        ("levels:\n  - {mem: 1G}\n  - {mem: 2G}\n", [], (0, 0, 0)),
+        # partitions with times only: MaxTime is in the partition record
+        (
+            "levels:\n  - {partition: devel, time: 1}\n  - {partition: day, time: 4}\n",
+            [],
+            (1, 0, 0),
+        ),
+        # a level with partition and mem: the nodes' memory too
+        ("levels:\n  - {partition: devel, mem: 100M}\n", [], (1, 1, 0)),
+        # an array: MaxArraySize
+        ("levels:\n  - {mem: 1G}\n", ["--array", "0-3"], (0, 0, 1)),
+        # levels above --max-level are never used
+        (
+            "levels:\n  - {mem: 1G}\n  - {partition: week, mem: 4G}\n",
+            ["--max-level", "0"],
+            (0, 0, 0),
+        ),
+    ],
+)
+def test_startup_asks_slurm_only_what_the_ladder_and_the_job_need(
+    world, capsys, tmp_path, ladder, args, expected
+):
+    (tmp_path / "l.yaml").write_text(ladder)
+    code, _, err = invoke(world, capsys, "--config", "l.yaml", "--dry-run", *args, "job.sh")
+    assert code == 0, err
+    calls = world["slurm"].calls
+    got = (
+        calls["scontrol show partition"],
+        calls["scontrol show node"],
+        calls["scontrol show config"],
+    )
+    assert got == expected
+
+
 CHAIN_ID = "20261122-101500-ab12"
 
 

@@ -558,3 +558,37 @@ def test_unreadable_sacct_output_is_backed_off_not_fatal(tmp_path: Path) -> None
     assert run(monitor) is ChainState.COMPLETED
     waits = monitor.clock.waits  # type: ignore[attr-defined]
     assert waits[0] < waits[1]  # backed off after the second failure
+
+
+def test_the_first_poll_waits_min_poll_and_a_start_does_not_restart_the_quiet_clock(
+    tmp_path: Path,
+) -> None:
+    slurm = FakeSlurm(ok, run_polls=4)  # RUNNING at the first 4 polls, then COMPLETED
+    monitor, _ = build(tmp_path, slurm, ["--array=0-1", "job.sh"])
+    assert run(monitor) is ChainState.COMPLETED
+    # no poll right after sbatch; the waits double from the submission although the
+    # first poll saw the tasks start (a change, but not an end)
+    assert monitor.clock.waits[:5] == [1, 1, 2, 4, 8]
+    assert slurm.calls["sacct"] == 5
+
+
+def test_a_timeouts_end_teaches_the_sweep_to_every_chain_of_the_home(tmp_path: Path) -> None:
+    from slurm_escalate.core.step import epoch
+
+    end = "2026-11-22T10:01:17"
+
+    def outcome(index, level, attempt):
+        return (SlurmState.TIMEOUT, "0:0") if attempt == 1 else (SlurmState.COMPLETED, "0:0")
+
+    def detail(index, level, attempt):
+        return {"end": end} if attempt == 1 else {}
+
+    slurm = FakeSlurm(outcome, detail=detail)
+    monitor, store = build(tmp_path, slurm, ["job.sh"], ladder=LADDER + "\n")
+    assert store.sweep(monitor.cluster) is None
+    assert run(monitor) is ChainState.COMPLETED
+    learned = store.sweep(monitor.cluster)
+    assert learned is not None and learned.at == epoch(end)
+    again, _ = build(tmp_path, FakeSlurm(ok), ["job.sh"])  # another chain of the same home
+    assert again.chain.chain_id != monitor.chain.chain_id
+    assert again.sweep == learned

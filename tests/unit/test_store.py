@@ -207,3 +207,20 @@ def test_another_users_chain_is_refused(tmp_path: Path) -> None:
     os.chown(store.chain_dir(chain.chain_id) / "chain.json", 4242, 4242)
     with pytest.raises(StateError, match=r"belongs to another user \(uid 4242\)"):
         store.load(chain.chain_id)
+
+
+def test_sweeps_file_unreadable_is_forgotten_and_rewritten(tmp_path):
+    from slurm_escalate.core.interval import Sweep
+    from slurm_escalate.state.store import SWEEPS_FILE, ChainStore
+
+    store = ChainStore(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    assert store.sweep("@") is None
+    (tmp_path / "home" / SWEEPS_FILE).write_text("{not json")
+    assert store.sweep("@") is None
+    store.save_sweep("@", Sweep(at=100.0, seen=110.0))
+    store.save_sweep("site@/etc/slurm-site/slurm.conf", Sweep(at=7.0, seen=9.0))
+    assert store.sweep("@") == Sweep(at=100.0, seen=110.0)
+    assert store.sweep("site@/etc/slurm-site/slurm.conf") == Sweep(at=7.0, seen=9.0)
+    (tmp_path / "home" / SWEEPS_FILE).write_text('{"@": {"at": "x"}}')
+    assert store.sweep("@") is None
