@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -84,7 +83,7 @@ class ToolRun:
     cpu_self_s: float  # the tool's own process (all its threads)
     cpu_total_s: float  # with the Slurm commands it ran (wait4: self + reaped children)
     maxrss_mb: float  # wait4's ru_maxrss: the largest of the process and its children
-    code: str = ""  # code_hash() when the tool started
+    code: str = ""  # the venv the tool ran from (ours-venv-<commit>, longrun-venv-<version>)
     output: str = field(repr=False, default="")
 
 
@@ -101,7 +100,7 @@ def run_measured(
     argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, output: Path, timeout: float
 ) -> ToolRun:
     """Run ``argv`` to its end (killed after ``timeout``) and measure it."""
-    code = code_hash()
+    code = Path(argv[0]).parent.parent.name
     with open(output, "wb") as out:
         started = time.time()
         proc = subprocess.Popen(
@@ -219,15 +218,6 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def code_hash() -> str:
-    """A short hash of the package's source as it is now: other people may edit the
-    working tree while a long run goes on; each tool run records what it started with."""
-    h = hashlib.sha256()
-    for path in sorted((REPO / "slurm_escalate").rglob("*.py")):
-        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def stamp() -> dict[str, str]:
     return {
         "machine": machine(),
@@ -236,9 +226,42 @@ def stamp() -> dict[str, str]:
     }
 
 
+_OURS: dict[str, Path] = {}
+
+
+def our_venv() -> Path:
+    """The checkout's HEAD commit installed the way users install it (``pip install`` into
+    a venv of its own, bytecode compiled at install, as slurm-longrun's venv has it), made
+    once per commit. Not the working tree: others may edit it during a long run, and an
+    editable checkout under PYTHONDONTWRITEBYTECODE recompiles every module at each start,
+    which is not what a user's monitor pays. Commit what you want measured."""
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if head not in _OURS:
+        venv = WORK_ROOT / f"ours-venv-{head}"
+        if not (venv / "bin" / "sbatch_escalate").exists():
+            log(f"installing commit {head} into {venv}")
+            shutil.rmtree(venv, ignore_errors=True)
+            src = WORK_ROOT / f"ours-src-{head}"
+            shutil.rmtree(src, ignore_errors=True)
+            src.mkdir(parents=True)
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", head], capture_output=True, check=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+            subprocess.run([*pip, str(src)], check=True)
+        _OURS[head] = venv
+    return _OURS[head]
+
+
 def our_command() -> str:
-    path = VENV_BIN / "sbatch_escalate"
-    return str(path) if path.exists() else real_command("sbatch_escalate")
+    return str(our_venv() / "bin" / "sbatch_escalate")
 
 
 def our_help() -> str:

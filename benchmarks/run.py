@@ -282,11 +282,11 @@ def main() -> None:
     results.update(harness.stamp())
     results["command"] = command
     results["duration_s"] = round(time.time() - t0)
-    codes = sorted({r["code"] for r in _tool_runs(results) if r.get("code")})
+    codes = sorted({c for r in _tool_runs(results) if (c := r.get("code", "")).startswith("ours")})
     if len(codes) > 1:
         notes.append(
-            f"the package's source changed during the run: {len(codes)} versions "
-            f"({', '.join(codes)}) among the tool runs (others edit this checkout)"
+            f"HEAD moved during the run: our tool ran from {len(codes)} commits "
+            f"({', '.join(codes)})"
         )
     results["targets"] = targets(results)
     results["statement"] = statement(results)

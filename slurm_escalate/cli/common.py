@@ -7,7 +7,6 @@ others' internals, so there is no cycle between them.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +68,9 @@ def version_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def show(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         if not value or ctx.resilient_parsing:
             return
-        click.echo(f"{ctx.find_root().info_name} {importlib.metadata.version(PACKAGE)}")
+        from importlib.metadata import version  # only here: it costs a start 10 ms
+
+        click.echo(f"{ctx.find_root().info_name} {version(PACKAGE)}")
         ctx.exit()
 
     return click.option(

@@ -9,6 +9,7 @@ bad input, 3 when Slurm refuses); no tracebacks.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shlex
@@ -33,9 +34,6 @@ from slurm_escalate.cli.common import (
     version_option,
 )
 from slurm_escalate.cli.console import Console
-from slurm_escalate.cli.ops import adopt, cancel, log, watch
-from slurm_escalate.cli.report import report
-from slurm_escalate.cli.suggest import suggest
 from slurm_escalate.reporting.summary import list_rows, status_json, summary, summary_text
 from slurm_escalate.sbatch.plan import PlannedFile
 from slurm_escalate.service import chains
@@ -184,7 +182,7 @@ def submit(
 ) -> int:
     inp = SubmitInput(tuple(sbatch_args), app.SubmitOptions(**own), detached, dry_run)
     out = sys.stderr if parsable else env.stdout
-    console = Console(out, verbose - quiet, live=False if detached else None)
+    console = Console(out, verbose - quiet, live=False if detached else None, clock=env.clock)
 
     def started(s: Started) -> None:
         if parsable:
@@ -260,7 +258,7 @@ def resume(
     on the job before anything is resubmitted; tasks that ended while no
     monitor ran are classified and escalated as usual.
     """
-    console = Console(env.stdout, verbose - quiet)
+    console = Console(env.stdout, verbose - quiet, clock=env.clock)
     inp = ResumeInput(chain_ref, detached, min_poll, max_poll)
     result = resume_chain(env, inp, console)
     if result.final is not None:
@@ -318,7 +316,31 @@ def list_chains(env: Env, as_json: bool) -> int:
     return EXIT_OK
 
 
-@click.group(context_settings=HELP)
+class LazyGroup(click.Group):
+    """A group whose less used commands are imported only when run (or listed): the
+    monitor's process never loads the report renderers, adopt or suggest."""
+
+    LAZY = {
+        "watch": "slurm_escalate.cli.ops:watch",
+        "log": "slurm_escalate.cli.ops:log",
+        "cancel": "slurm_escalate.cli.ops:cancel",
+        "adopt": "slurm_escalate.cli.ops:adopt",
+        "report": "slurm_escalate.cli.report:report",
+        "suggest": "slurm_escalate.cli.suggest:suggest",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            module, name = self.LAZY[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings=HELP)
 @version_option()
 def cli() -> None:
     """slurm-escalate: Slurm job arrays whose failed tasks climb a resource ladder.
@@ -332,7 +354,7 @@ def cli() -> None:
     """
 
 
-for _command in (submit, list_chains, status, resume, watch, log, cancel, adopt, report, suggest):
+for _command in (submit, list_chains, status, resume):
     cli.add_command(_command)
 
 

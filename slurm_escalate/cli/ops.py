@@ -14,7 +14,8 @@ import click
 
 from slurm_escalate.cli import complete
 from slurm_escalate.cli.common import HELP, domain_errors, echo, pass_env, verbosity_options
-from slurm_escalate.cli.console import Console, Screen, block, live_view, terminal
+from slurm_escalate.cli.console import Console
+from slurm_escalate.cli.live import Screen, block, live_view, terminal
 from slurm_escalate.service import adopt as adopting
 from slurm_escalate.service import chains
 from slurm_escalate.service import prepare as app
@@ -202,7 +203,9 @@ def adopt(
         dry_run,
         clusters,
     )
-    console = Console(env.stdout, verbose - quiet, live=False if detached else None)
+    console = Console(
+        env.stdout, verbose - quiet, live=False if detached else None, clock=env.clock
+    )
 
     def diagnosed(d: adopting.Diagnosis) -> None:
         for line in _diagnosis_lines(d, dry_run):

@@ -13,7 +13,9 @@ import click
 from slurm_escalate.cli import complete
 from slurm_escalate.cli.common import EXIT_OK, HELP, domain_errors, echo, pass_env
 from slurm_escalate.errors import StateError
-from slurm_escalate.reporting import render_html, render_json, render_markdown
+from slurm_escalate.reporting.html import render_html
+from slurm_escalate.reporting.jsonout import render_json
+from slurm_escalate.reporting.markdown import render_markdown
 from slurm_escalate.service.collect import ReportInput
 from slurm_escalate.service.collect import report as collect_reports
 from slurm_escalate.service.env import Env

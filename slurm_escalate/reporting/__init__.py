@@ -4,23 +4,6 @@
 renderers ``markdown``, ``html`` (one self-contained file), ``jsonout``
 (documented in docs/report-json.md) and ``sqlite`` only read that.
 ``logs`` reads task logs; loading chains for a report is the service's
-(service/collect.py).
+(service/collect.py). Nothing is imported here: the monitor uses only ``summary``
+and ``eta``, and should not load the renderers.
 """
-
-from __future__ import annotations
-
-from slurm_escalate.reporting.html import render_html
-from slurm_escalate.reporting.jsonout import render_json
-from slurm_escalate.reporting.markdown import render_markdown
-from slurm_escalate.reporting.model import ReportData
-from slurm_escalate.reporting.sqlite import write_sqlite
-from slurm_escalate.reporting.stats import build_report
-
-__all__ = [
-    "ReportData",
-    "build_report",
-    "render_html",
-    "render_json",
-    "render_markdown",
-    "write_sqlite",
-]

@@ -9,9 +9,9 @@ from slurm_escalate.core.chain import Chain
 from slurm_escalate.core.ladder import level_at
 from slurm_escalate.core.models import Level
 from slurm_escalate.errors import EscalateError, UsageError
-from slurm_escalate.reporting import write_sqlite
 from slurm_escalate.reporting.logs import task_logs
 from slurm_escalate.reporting.model import ReportData
+from slurm_escalate.reporting.sqlite import write_sqlite
 from slurm_escalate.reporting.stats import build_report, problem_indices
 from slurm_escalate.service.env import Env
 from slurm_escalate.service.prepare import stored_policy

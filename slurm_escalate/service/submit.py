@@ -36,7 +36,6 @@ from slurm_escalate.service.prepare import (
 )
 from slurm_escalate.service.redact import mask_command_line
 from slurm_escalate.service.run import EXIT_OK, MonitorView, add_file_sink, detached, foreground
-from slurm_escalate.service.suggest import auto_note, auto_start
 from slurm_escalate.state.store import ChainStore
 
 
@@ -121,6 +120,8 @@ def submit(
     prepared = prepare(tokens, opts, client, cwd)
     notes: tuple[str, ...] = ()
     if opts.start_level == AUTO:  # from the earlier chains of this script, before any sbatch
+        from slurm_escalate.service.suggest import auto_note, auto_start  # only for auto
+
         prepared, found = auto_start(store, prepared)
         notes = (auto_note(found),)
     now = env.clock.now()

@@ -18,7 +18,8 @@ import pytest
 from loguru import logger
 from rich.cells import cell_len
 
-from slurm_escalate.cli.console import Console, terminal
+from slurm_escalate.cli.console import Console
+from slurm_escalate.cli.live import terminal
 from slurm_escalate.cli.ops import FrameView
 from slurm_escalate.core.chain import Chain, Submission, SubmissionStatus, TaskStatus
 from slurm_escalate.core.models import TaskState

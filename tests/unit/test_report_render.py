@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from test_report import mixed_chain
 
-from slurm_escalate.reporting import render_html, render_json, render_markdown, write_sqlite
+from slurm_escalate.reporting.html import render_html
+from slurm_escalate.reporting.jsonout import render_json
+from slurm_escalate.reporting.markdown import render_markdown
 from slurm_escalate.reporting.model import ReportData
+from slurm_escalate.reporting.sqlite import write_sqlite
 from slurm_escalate.service import prepare as app
 from slurm_escalate.service.collect import chain_report
 from slurm_escalate.state.store import ChainStore
