@@ -100,6 +100,7 @@ class SacctReader:
         self._base = ""
         self._ids: tuple[str, int | None] | None = None
         self._task: _Rows | None = None
+        self._wanted = True  # keep's answer for that task (asked once per task, not per line)
 
     def feed(self, line: str) -> None:
         waiting = self._waiting
@@ -131,16 +132,21 @@ class SacctReader:
     def _read(self) -> None:
         lines, self._waiting = self._waiting, []
         keep, visible, append, tasks = self.keep, self._visible, self._rows.append, self._tasks
-        seen, ids, task = self._base, self._ids, self._task
+        seen, ids, task, wanted = self._base, self._ids, self._task, self._wanted
         first = self._read_lines + 1
         self._read_lines += len(lines)
         for number, line in enumerate(lines, first):
             if keep is not None:
+                # the JobID up to its ".step", as the split below reads it: keep is asked
+                # once per task (its job line and step lines share it), for ``J_I`` only
                 base, dot, _ = line.partition("|")[0].strip().partition(".")
-                job, _, index = base.partition("_")
-                if index.isdecimal() and job.isdecimal() and not keep(job, int(index)):
+                if base != seen:
+                    seen, ids, task = base, _task_ids(base), None
+                    wanted = ids is None or ids[1] is None or keep(*ids)
+                if not wanted:
                     # One job row of each array is kept anyway: it shows the array is
                     # listed, which tells a task that vanished from a task in transit.
+                    job = ids[0]  # type: ignore[index]  # not wanted: ids is (job, index)
                     if dot or job in visible:
                         continue
                     visible.add(job)
@@ -194,7 +200,7 @@ class SacctReader:
                 task.append(row)
             else:
                 task[0] = row
-        self._base, self._ids, self._task = seen, ids, task
+        self._base, self._ids, self._task, self._wanted = seen, ids, task, wanted
 
 
 _BATCH = 4096  # lines read by one loop: its set-up is paid once per batch, not per line
