@@ -549,9 +549,7 @@ def _render_budget(b: dict) -> list[str]:  # type: ignore[type-arg]
             fmt(r["sacct_per_hour"]),
             fmt(r["sbatch_per_hour"]),
             fmt(r["max_sbatch_per_poll"]),
-            fmt(r["monitor_cpu_s_without_saves"], "s"),
-            fmt(r["state_saves"]),
-            fmt(r["cpu_s_per_state_save"], "s"),
+            fmt(r.get("monitor_cpu_s"), "s"),
         ]
         for r in b["phases"]
     ]
@@ -564,9 +562,7 @@ def _render_budget(b: dict) -> list[str]:  # type: ignore[type-arg]
             "sacct / hour",
             "sbatch / hour",
             "max sbatch in one poll",
-            "monitor CPU (no saves)",
-            "state saves",
-            "CPU per state save",
+            "monitor CPU (journal written)",
         ],
         rows,
     )
