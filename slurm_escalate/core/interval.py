@@ -43,21 +43,24 @@ BACKOFF_CAP = 600.0
 
 @dataclass(frozen=True)
 class Sweep:
-    """One observed time-limit sweep of a cluster: a TIMEOUT's End, and when it was seen."""
+    """One observed time-limit sweep of a cluster: a TIMEOUT's End, and when it was seen.
+
+    Its age counts from the sweep itself: a TIMEOUT read long after it happened (a
+    monitor resumed after hours) says little about today's phase."""
 
     at: float  # epoch seconds of the sweep (a TIMEOUT's End)
-    seen: float  # epoch seconds when it was observed
+    seen: float  # epoch seconds when it was observed (for the log and sweeps.json)
 
     def lag(self, now: float) -> float:
-        """How long after a predicted sweep to poll: the observation's age widens it."""
-        return SWEEP_LAG + max(0.0, now - self.seen) * SWEEP_SLIP_PER_S
+        """How long after a predicted sweep to poll: the sweep's age widens it."""
+        return SWEEP_LAG + max(0.0, now - self.at) * SWEEP_SLIP_PER_S
 
     def first_after(self, deadline: float) -> float:
         """The first sweep at or after ``deadline`` (phase of this observation)."""
         return self.at + math.ceil((deadline - self.at) / SWEEP_PERIOD) * SWEEP_PERIOD
 
     def trusted(self, now: float) -> bool:
-        return now - self.seen < SWEEP_TRUST_S
+        return now - self.at < SWEEP_TRUST_S
 
 
 def latest_sweep(*sweeps: Sweep | None) -> Sweep | None:

@@ -9,6 +9,7 @@ from slurm_escalate.core.interval import (
     OVERDUE_WINDOW,
     SWEEP_LAG,
     SWEEP_PERIOD,
+    SWEEP_SLIP_PER_S,
     SWEEP_TRUST_S,
     WINDOW_STEP,
     Sweep,
@@ -18,7 +19,8 @@ from slurm_escalate.core.interval import (
 )
 
 NOW = 1_000_000.0
-SEEN_NOW = Sweep(at=NOW - 95, seen=NOW)  # sweeps at NOW - 5, NOW + 25, NOW + 55, ...
+SEEN_NOW = Sweep(at=NOW - 5, seen=NOW)  # sweeps at NOW - 5, NOW + 25, NOW + 55, ...
+LAG = SWEEP_LAG + 5 * SWEEP_SLIP_PER_S  # its age (5 s) widens the lag a little
 
 
 @pytest.mark.parametrize(
@@ -46,15 +48,15 @@ SEEN_NOW = Sweep(at=NOW - 95, seen=NOW)  # sweeps at NOW - 5, NOW + 25, NOW + 55
         (5000, (NOW - OVERDUE_WINDOW,), 0, 30, 300, None, 300),
         # the sweep's phase is known: one poll just after the first sweep at or
         # after the deadline, however far that is
-        (5000, (NOW + 100,), 0, 2, 300, SEEN_NOW, 115 + SWEEP_LAG),
-        (5000, (NOW + 25,), 0, 2, 300, SEEN_NOW, 25 + SWEEP_LAG),
-        (5000, (NOW + 26,), 0, 2, 300, SEEN_NOW, 55 + SWEEP_LAG),
+        (5000, (NOW + 100,), 0, 2, 300, SEEN_NOW, 115 + LAG),
+        (5000, (NOW + 25,), 0, 2, 300, SEEN_NOW, 25 + LAG),
+        (5000, (NOW + 26,), 0, 2, 300, SEEN_NOW, 55 + LAG),
         # the deadline passed and its sweep is still ahead: wait for it
-        (5000, (NOW - 4,), 0, 2, 300, SEEN_NOW, 25 + SWEEP_LAG),
+        (5000, (NOW - 4,), 0, 2, 300, SEEN_NOW, 25 + LAG),
         # the predicted sweep passed and the task still runs (a slip): search
         (5000, (NOW - 6,), 0, 2, 300, Sweep(at=NOW - 6, seen=NOW), WINDOW_STEP),
         # a sweep seen long ago is not trusted
-        (5000, (NOW + 100,), 0, 2, 300, Sweep(NOW - 95, NOW - SWEEP_TRUST_S), 100 + WINDOW_STEP),
+        (5000, (NOW + 100,), 0, 2, 300, Sweep(NOW - 5 - SWEEP_TRUST_S, NOW), 100 + WINDOW_STEP),
         # the earlier of an unpredictable end and a timeout wins
         (4, (NOW + 100,), 0, 2, 300, SEEN_NOW, 4),
         # tests pass --min-poll 1
@@ -92,7 +94,7 @@ def test_failures_back_off_exponentially(failures, min_poll, expected):
 
 
 def test_an_old_observation_is_polled_a_little_later_for_the_slip():
-    old = Sweep(at=NOW - 95, seen=NOW - 600)  # ten minutes: up to 2 s of slip
+    old = Sweep(at=NOW - 605, seen=NOW - 600)  # ten minutes old: up to 2 s of slip
     got = next_poll_interval(
         now=NOW,
         quiet_since=NOW - 5000,
@@ -102,7 +104,7 @@ def test_an_old_observation_is_polled_a_little_later_for_the_slip():
         max_poll=300,
         sweep=old,
     )
-    assert got == pytest.approx(115 + SWEEP_LAG + 2)
+    assert got == pytest.approx(115 + SWEEP_LAG + 605 * SWEEP_SLIP_PER_S)
 
 
 def test_first_after_is_the_first_sweep_at_or_after_the_deadline():
@@ -127,3 +129,19 @@ def test_latest_sweep_is_the_one_with_the_latest_time():
     assert latest_sweep(None, None) is None
     assert latest_sweep(a, None) is a
     assert latest_sweep(a, b) is b and latest_sweep(b, a) is b
+
+
+def test_a_timeout_read_long_after_it_happened_is_not_trusted():
+    # a monitor resumed after hours reads an old TIMEOUT: its phase may have slipped since
+    stale = newer_sweep(None, [NOW - SWEEP_TRUST_S - 1], NOW)
+    assert stale is not None and not stale.trusted(NOW)
+    got = next_poll_interval(
+        now=NOW,
+        quiet_since=NOW - 5000,
+        running_deadlines=(NOW + 100,),
+        failures=0,
+        min_poll=2,
+        max_poll=300,
+        sweep=stale,
+    )
+    assert got == pytest.approx(100 + WINDOW_STEP)
